@@ -23,8 +23,9 @@ type Option struct {
 	Rules    `yaml:",inline"`
 }
 
-// Rules are the cross-option constraints AnsibleModule knows. They may stand beside
-// DOCUMENTATION.options (for the top level) or inside an option that has suboptions.
+// Rules are the cross-option constraints AnsibleModule knows. Top-level rules stand in
+// the sidecar's ARGUMENT_SPEC_RULES key (ansible-doc cannot render them inside
+// DOCUMENTATION); rules for suboptions stand inside the option that has them.
 type Rules struct {
 	MutuallyExclusive [][]string `yaml:"mutually_exclusive"`
 	RequiredOneOf     [][]string `yaml:"required_one_of"`
@@ -45,8 +46,10 @@ type sidecar struct {
 	Documentation struct {
 		Module  string             `yaml:"module"`
 		Options map[string]*Option `yaml:"options"`
-		Rules   `yaml:",inline"`
+		// Misplaced rules are read only to reject them with a clear message.
+		Misplaced Rules `yaml:",inline"`
 	} `yaml:"DOCUMENTATION"`
+	Rules Rules `yaml:"ARGUMENT_SPEC_RULES"`
 }
 
 // ParseSpec reads the argument spec from a sidecar documentation file.
@@ -58,7 +61,10 @@ func ParseSpec(doc []byte) (*Spec, error) {
 	if sc.Documentation.Module == "" {
 		return nil, fmt.Errorf("sidecar documentation has no DOCUMENTATION.module")
 	}
-	s := &Spec{Module: sc.Documentation.Module, Options: sc.Documentation.Options, Rules: sc.Documentation.Rules}
+	if m := sc.Documentation.Misplaced; m.MutuallyExclusive != nil || m.RequiredOneOf != nil || m.RequiredTogether != nil || m.RequiredIf != nil {
+		return nil, fmt.Errorf("sidecar: top-level rules belong under ARGUMENT_SPEC_RULES, not DOCUMENTATION (ansible-doc cannot render them there)")
+	}
+	s := &Spec{Module: sc.Documentation.Module, Options: sc.Documentation.Options, Rules: sc.Rules}
 	if s.Options == nil {
 		s.Options = map[string]*Option{}
 	}
