@@ -49,8 +49,10 @@ func (m *Masker) String(s string) string {
 	return s
 }
 
-// Value masks every string inside a JSON-shaped value (maps, slices, strings), and map
-// keys too. It returns a new value; the input is not modified.
+// Value masks every string inside a JSON-shaped value (maps, slices, strings). Map keys
+// are left alone: they are names the module chose, and masking them would break the
+// result itself (a one-letter secret would turn "changed" into "ch********nged").
+// It returns a new value; the input is not modified.
 func (m *Masker) Value(v any) any {
 	switch x := v.(type) {
 	case string:
@@ -58,7 +60,7 @@ func (m *Masker) Value(v any) any {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[m.String(k)] = m.Value(e)
+			out[k] = m.Value(e)
 		}
 		return out
 	case []any:

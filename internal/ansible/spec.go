@@ -92,6 +92,10 @@ func checkOptions(prefix string, opts map[string]*Option) error {
 		if o.Elements != "" && !knownTypes[o.Elements] {
 			return fmt.Errorf("sidecar: option %s%s has unknown elements type %q", prefix, name, o.Elements)
 		}
+		o.Default = normalizeYAML(o.Default)
+		for i, c := range o.Choices {
+			o.Choices[i] = normalizeYAML(c)
+		}
 		if o.Required && o.Default != nil {
 			return fmt.Errorf("sidecar: option %s%s is required and has a default", prefix, name)
 		}
@@ -113,4 +117,22 @@ func names(opts map[string]*Option) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// normalizeYAML gives values read from the sidecar the same Go types as values decoded
+// from the args file (int64, float64, []any, map[string]any).
+func normalizeYAML(v any) any {
+	switch x := v.(type) {
+	case int:
+		return int64(x)
+	case []any:
+		for i, e := range x {
+			x[i] = normalizeYAML(e)
+		}
+	case map[string]any:
+		for k, e := range x {
+			x[k] = normalizeYAML(e)
+		}
+	}
+	return v
 }
