@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -102,7 +103,7 @@ func AttrsDiffer(path string, a Attrs) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	st := fi.Sys().(*unix.Stat_t)
+	st := fi.Sys().(*syscall.Stat_t)
 	if int(st.Uid) != uid || int(st.Gid) != gid || fi.Mode().Perm() != a.Mode.Perm() {
 		return true, nil
 	}
@@ -153,7 +154,7 @@ func Backup(path string) (string, error) {
 		os.Remove(dst)
 		return "", fmt.Errorf("cannot write backup of %s: %w", path, err)
 	}
-	if st, ok := fi.Sys().(*unix.Stat_t); ok {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		out.Chown(int(st.Uid), int(st.Gid))
 	}
 	return dst, out.Close()

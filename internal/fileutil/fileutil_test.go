@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 func TestWriteAtomicSetsModeAndOwnerAndReplaces(t *testing.T) {
@@ -20,7 +20,7 @@ func TestWriteAtomicSetsModeAndOwnerAndReplaces(t *testing.T) {
 	}
 	data, _ := os.ReadFile(p)
 	fi, _ := os.Stat(p)
-	st := fi.Sys().(*unix.Stat_t)
+	st := fi.Sys().(*syscall.Stat_t)
 	if string(data) != "new" || fi.Mode().Perm() != 0o400 || st.Uid != 0 || st.Gid != 0 {
 		t.Fatalf("content %q mode %v uid %d gid %d", data, fi.Mode().Perm(), st.Uid, st.Gid)
 	}
