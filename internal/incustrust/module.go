@@ -1,0 +1,187 @@
+package incustrust
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/incus-access/incus-access/internal/ansible"
+)
+
+// Params are the module's options (modules/incus_trust/incus_trust.yml).
+type Params struct {
+	Clients           []Client `ansible:"clients"`
+	Prune             bool     `ansible:"prune"`
+	Keep              []string `ansible:"keep"`
+	Socket            string   `ansible:"socket"`
+	URL               string   `ansible:"url"`
+	ClientCert        string   `ansible:"client_cert"`
+	ClientKey         string   `ansible:"client_key"`
+	ServerCert        string   `ansible:"server_cert"`
+	ExpiryWarningDays int      `ansible:"expiry_warning_days"`
+}
+
+// Change is one line of the added / updated / removed results.
+type Change struct {
+	Name           string `json:"name"`
+	Fingerprint    string `json:"fingerprint"`
+	OldFingerprint string `json:"old_fingerprint,omitempty"`
+	OldName        string `json:"old_name,omitempty"`
+	Reason         string `json:"reason"`
+}
+
+// Run is the incus_trust module: validate, read the trust store, plan, apply unless in
+// check mode, report.
+func Run(m *ansible.Context, p *Params) error {
+	now := time.Now()
+	desired, secrets, err := ValidateClients(p.Clients, now)
+	m.AddSecret(secrets...)
+	if err != nil {
+		return err
+	}
+	conn := Connection{Socket: p.Socket, URL: p.URL, ClientCert: p.ClientCert, ClientKey: p.ClientKey, ServerCert: p.ServerCert}
+	store, err := conn.Connect()
+	if err != nil {
+		return err
+	}
+	defer store.Disconnect()
+
+	opts := PlanOptions{Prune: p.Prune, Keep: p.Keep, ExpiryWarningDays: p.ExpiryWarningDays, Now: now}
+	if fp := conn.ClientFingerprint(); fp != "" {
+		opts.Protected = map[string]string{fp: "the certificate this module connects with"}
+	}
+	plan, err := Plan(store, desired, opts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", conn.Where(), err)
+	}
+	for _, w := range plan.Warnings {
+		m.Warn("%s", w)
+	}
+	if m.DiffMode {
+		before, after := DiffText(plan)
+		m.AddDiff("trusted clients on "+conn.Where(), before, after)
+	}
+
+	var applyErr error
+	if !m.CheckMode && plan.Changed() {
+		applyErr = plan.Apply(store)
+	}
+	report(m, plan)
+	if m.CheckMode || !plan.Changed() {
+		m.Set("certificates", plan.After)
+	} else if certs, err := store.GetCertificates(); err == nil {
+		m.Set("certificates", EntriesFromAPI(certs, desired))
+	} else if applyErr == nil {
+		m.Set("certificates", plan.After)
+		m.Warn("could not read the trust store back after the changes (%v); certificates shows the planned state", err)
+	}
+	if applyErr != nil {
+		var ae *ApplyError
+		if errors.As(applyErr, &ae) {
+			return fmt.Errorf("%s: %w", conn.Where(), ae)
+		}
+		return applyErr
+	}
+	m.Msg = summary(plan, m.CheckMode)
+	return nil
+}
+
+// Plan reads the trust store and the projects and builds the plan; nothing is written.
+func Plan(store TrustStore, desired []*DesiredClient, opts PlanOptions) (*TrustPlan, error) {
+	current, err := store.GetCertificates()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the trust store: %v", err)
+	}
+	projects, err := store.GetProjectNames()
+	if err != nil {
+		return nil, fmt.Errorf("cannot list projects: %v", err)
+	}
+	return NewTrustPlan(desired, current, projects, opts)
+}
+
+// report sets changed and the added / updated / removed / operations results: in check
+// mode what would be done, otherwise what was done.
+func report(m *ansible.Context, plan *TrustPlan) {
+	added, updated, removed := []Change{}, []Change{}, []Change{}
+	for _, it := range plan.Items {
+		if it.Status != StatusPlanned && it.Status != StatusApplied {
+			continue
+		}
+		c := Change{Name: it.Name, Fingerprint: it.Fingerprint, OldFingerprint: it.OldFingerprint, OldName: it.OldName, Reason: it.Reason}
+		switch it.Op {
+		case OpAdd:
+			added = append(added, c)
+		case OpRemove:
+			removed = append(removed, c)
+		default:
+			updated = append(updated, c)
+		}
+		m.Changed = true
+	}
+	m.Set("added", added)
+	m.Set("updated", updated)
+	m.Set("removed", removed)
+	ops := make([]PlanItem, len(plan.Items))
+	for i, it := range plan.Items {
+		ops[i] = *it
+	}
+	m.Set("operations", ops)
+}
+
+func summary(plan *TrustPlan, check bool) string {
+	if !plan.Changed() {
+		return fmt.Sprintf("trust store is up to date (%d entries)", len(plan.After))
+	}
+	count := map[Op]int{}
+	for _, it := range plan.Items {
+		count[it.Op]++
+	}
+	var parts []string
+	for _, op := range []Op{OpAdd, OpUpdate, OpRename, OpReplace, OpRemove} {
+		if count[op] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", op, count[op]))
+		}
+	}
+	verb := "applied"
+	if check {
+		verb = "would apply"
+	}
+	return fmt.Sprintf("%s: %s", verb, strings.Join(parts, ", "))
+}
+
+// DiffText renders the managed entries before and after the plan, one block per entry:
+// every entry the plan touches, and the clients that stay as they are.
+func DiffText(plan *TrustPlan) (before, after string) {
+	touched := map[string]bool{}
+	for _, it := range plan.Items {
+		touched[it.target] = true
+		touched[it.Fingerprint] = true
+	}
+	var b, a strings.Builder
+	for _, e := range plan.Before {
+		if touched[e.Fingerprint] || isManaged(plan.After, e.Fingerprint) {
+			writeEntry(&b, e)
+		}
+	}
+	for _, e := range plan.After {
+		if e.Managed || touched[e.Fingerprint] {
+			writeEntry(&a, e)
+		}
+	}
+	return b.String(), a.String()
+}
+
+func isManaged(entries []Entry, fp string) bool {
+	for _, e := range entries {
+		if e.Fingerprint == fp {
+			return e.Managed
+		}
+	}
+	return false
+}
+
+func writeEntry(b *strings.Builder, e Entry) {
+	fmt.Fprintf(b, "%s:\n  fingerprint: %s\n  type: %s\n  restricted: %t\n  projects: [%s]\n  description: %q\n",
+		e.Name, e.Fingerprint, e.Type, e.Restricted, strings.Join(e.Projects, ", "), e.Description)
+}
