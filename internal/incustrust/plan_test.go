@@ -55,7 +55,10 @@ func TestPlanCases(t *testing.T) {
 	restricted := func(cl Client, projects ...string) Client { cl.Restricted = true; cl.Projects = projects; return cl }
 	typed := func(cl Client, typ string) Client { cl.Type = typ; return cl }
 	absent := func(name string) Client { return Client{Name: name, State: "absent", Type: "client"} }
-	crlf := func(tc testCert) testCert { tc.CertPEM = strings.ReplaceAll(tc.CertPEM, "\n", "\r\n") + "\r\n"; return tc }
+	crlf := func(tc testCert) testCert {
+		tc.CertPEM = strings.ReplaceAll(tc.CertPEM, "\n", "\r\n") + "\r\n"
+		return tc
+	}
 
 	cases := []struct {
 		name    string
