@@ -374,12 +374,12 @@ func NewTrustPlan(desired []*DesiredClient, current []api.Certificate, projects 
 		}
 	}
 	if len(unmanaged) > 0 {
-		noun := "entry"
+		what := "1 trust entry not managed by this task stays"
 		if len(unmanaged) > 1 {
-			noun = "entries"
+			what = fmt.Sprintf("%d trust entries not managed by this task stay", len(unmanaged))
 		}
-		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%d trust %s not managed by this task stay trusted (prune is off): %s; add them to clients, to keep, or set prune to remove them",
-			len(unmanaged), noun, strings.Join(unmanaged, ", ")))
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s trusted (prune is off): %s; name them in clients or keep, or set prune to remove them",
+			what, strings.Join(unmanaged, ", ")))
 	}
 	if opts.Prune {
 		for _, k := range opts.Keep {

@@ -166,7 +166,7 @@ func TestUnmanagedEntriesWarnWithoutPrune(t *testing.T) {
 		t.Fatalf("without prune nothing is removed: %s", ops(p))
 	}
 	w := strings.Join(p.Warnings, "\n")
-	if !strings.Contains(w, `1 trust entry not managed by this task stay trusted`) || !strings.Contains(w, `"stray" (`+x.FP[:12]+`)`) {
+	if !strings.Contains(w, `1 trust entry not managed by this task stays trusted (prune is off)`) || !strings.Contains(w, `"stray" (`+x.FP[:12]+`)`) {
 		t.Fatalf("warnings = %q", w)
 	}
 	if strings.Contains(w, "kept") {
