@@ -89,13 +89,21 @@ func Run(m *ansible.Context, p *Params) error {
 
 // Plan reads the trust store and the projects and builds the plan; nothing is written.
 func Plan(store TrustStore, desired []*DesiredClient, opts PlanOptions) (*TrustPlan, error) {
+	// The two reads are independent; on a converged run they are most of the time spent.
+	var projects []string
+	var projErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		projects, projErr = store.GetProjectNames()
+	}()
 	current, err := store.GetCertificates()
+	<-done
 	if err != nil {
 		return nil, fmt.Errorf("cannot read the trust store: %v", err)
 	}
-	projects, err := store.GetProjectNames()
-	if err != nil {
-		return nil, fmt.Errorf("cannot list projects: %v", err)
+	if projErr != nil {
+		return nil, fmt.Errorf("cannot list projects: %v", projErr)
 	}
 	return NewTrustPlan(desired, current, projects, opts)
 }
