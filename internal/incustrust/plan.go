@@ -240,6 +240,18 @@ func NewTrustPlan(desired []*DesiredClient, current []api.Certificate, projects 
 			}
 		}
 	}
+	servers := map[string]string{}
+	for _, c := range current {
+		if c.Type == api.CertificateTypeServer {
+			servers[strings.ToLower(c.Fingerprint)] = c.Name
+		}
+	}
+	for _, d := range desired {
+		if d.present() && servers[d.Cert.Fingerprint] != "" {
+			problems = append(problems, fmt.Sprintf("client %q: this certificate is trusted as the server (cluster member) certificate %q; a client needs its own",
+				d.Name, servers[d.Cert.Fingerprint]))
+		}
+	}
 	if len(problems) > 0 {
 		return nil, &ValidationError{Problems: problems}
 	}

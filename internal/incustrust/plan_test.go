@@ -233,6 +233,15 @@ func TestPlanRefusesMissingProject(t *testing.T) {
 	}
 }
 
+func TestPlanRefusesAServerCertificateAsClient(t *testing.T) {
+	member := newCert(t, "member2")
+	d := mustDesired(t, Client{Name: "laptop", Certificate: member.CertPEM, Type: "client"})
+	_, err := NewTrustPlan(d, []api.Certificate{stored("member2", member, "server", false, nil, "")}, allProjects, PlanOptions{})
+	if err == nil || !strings.Contains(err.Error(), `client "laptop": this certificate is trusted as the server (cluster member) certificate "member2"`) {
+		t.Fatalf("error = %v", err)
+	}
+}
+
 func TestExpiryAndAdviceWarnings(t *testing.T) {
 	soon := newCertValid(t, "soon", time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
 	late := newCert(t, "late")
