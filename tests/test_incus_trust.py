@@ -217,3 +217,19 @@ def test_undefined_clients_is_a_note_not_an_error(trust_stores, tmp_path):
     assert run.rc == 0 and run.changed('lab-host1') == 0, run
     assert 'incus_trusted_clients is not defined for lab-host1, nothing to do' in run.output, run
     assert trust_stores['lab-host1'].state() == before
+
+
+def test_ansible_doc_renders_the_module_and_role():
+    import subprocess
+    from conftest import ANSIBLE_BIN, REPO
+    sidecar = REPO / 'plugins' / 'modules' / 'incus_trust.yml'
+    assert sidecar.exists(), f'{sidecar} missing: run make build'
+    env = {'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1', 'PATH': '/usr/bin:/bin'}
+    doc = subprocess.run([str(ANSIBLE_BIN / 'ansible-doc'), '-M', 'plugins/modules', 'incus_trust'],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert doc.returncode == 0 and '[WARNING]' not in doc.stderr, doc.stderr
+    for word in ('clients', 'prune', 'keep', 'expiry_warning_days', 'no_log: true', 'EXAMPLES', 'RETURN VALUES', 'certificates'):
+        assert word in doc.stdout, f'ansible-doc output lacks {word!r}'
+    role = subprocess.run([str(ANSIBLE_BIN / 'ansible-doc'), '-t', 'role', '-r', 'roles', 'incus_trust'],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert role.returncode == 0 and 'incus_trust_prune' in role.stdout and 'incus_trusted_clients' in role.stdout, role.stderr
