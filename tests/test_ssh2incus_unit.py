@@ -75,6 +75,7 @@ def test_ssh_command_carries_login_port_keepalive_and_jump_host():
     assert 'Port=2222' in cmd
     assert 'ServerAliveInterval=30' in cmd
     assert 'ProxyJump=root@bastion:22' in cmd
+    assert 'HostKeyAlias=ssh2incus-2222-via-bastion' in cmd  # one known_hosts entry per Incus host
     assert 'IdentityFile="/k/id"' in cmd
     # options come before the destination and the command
     assert cmd[-2:] == ['127.0.0.1', 'echo hi']
@@ -87,7 +88,17 @@ def test_ssh_command_carries_login_port_keepalive_and_jump_host():
 def test_keepalive_interval_is_configurable_and_no_jump_by_default():
     cmd = build(connection('web1', ansible_host='h', ansible_ssh2incus_keepalive_interval=10), 'true')
     assert 'ServerAliveInterval=10' in cmd
-    assert not any(a.startswith('ProxyJump') for a in cmd)
+    assert not any(a.startswith(('ProxyJump', 'HostKeyAlias')) for a in cmd)
+
+
+@pytest.mark.parametrize('jump,alias', [
+    ('incus2.example.com', 'ssh2incus-2222-via-incus2.example.com'),
+    ('admin@[2001:db8::1]:2200', 'ssh2incus-2222-via-2001:db8::1'),
+    ('bastion,root@incus3:22', 'ssh2incus-2222-via-incus3'),
+])
+def test_host_key_alias_names_the_last_jump_host(jump, alias):
+    cmd = build(connection('web1', ansible_host='127.0.0.1', ansible_ssh2incus_jump_host=jump), 'true')
+    assert f'HostKeyAlias={alias}' in cmd
 
 
 def test_each_instance_gets_its_own_control_path():

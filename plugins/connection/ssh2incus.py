@@ -81,6 +81,9 @@ options:
       - Jump host (OpenSSH C(ProxyJump), C([user@]host[:port])) for a gateway that listens only on the Incus
         host's loopback. Set O(host) to the address the gateway listens on, as the jump host sees it,
         usually C(127.0.0.1).
+      - The gateway's host key is then recorded under the alias C(ssh2incus-<port>-via-<jump host>), because every
+        Incus host's gateway would otherwise share the name C([127.0.0.1]:2222). A C(HostKeyAlias) in O(ssh_args)
+        takes precedence.
     type: string
     vars:
       - name: ansible_ssh2incus_jump_host
@@ -535,7 +538,12 @@ class Connection(SSHConnection):
         b_args = [b'-o', b'ServerAliveInterval=%d' % self.get_option('keepalive_interval'), b'-o', b'ServerAliveCountMax=3']
         jump_host = self.get_option('jump_host')
         if jump_host:
-            b_args += [b'-o', b'ProxyJump=' + to_bytes(jump_host, errors='surrogate_or_strict')]
+            # Every Incus host's gateway is "127.0.0.1" behind its jump host: give each its own known_hosts entry.
+            last_hop = jump_host.split(',')[-1].rsplit('@', 1)[-1]
+            last_hop = last_hop[1:].split(']')[0] if last_hop.startswith('[') else last_hop.split(':')[0]
+            alias = 'ssh2incus-%s-via-%s' % (self.get_option('port'), last_hop)
+            b_args += [b'-o', b'ProxyJump=' + to_bytes(jump_host, errors='surrogate_or_strict'),
+                       b'-o', b'HostKeyAlias=' + to_bytes(alias, errors='surrogate_or_strict')]
         self._add_args(b_command, b_args, 'ssh2incus keepalive/jump host')
         return b_command + [to_bytes(a, errors='surrogate_or_strict') for a in other_args]
 
