@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Builds the lab's container images locally (there is no image server) and imports them
+# into both lab daemons:
+#   debian  - debootstrap minbase bookworm + python3, acl, sudo, openssh-server; users
+#             rocky (uid 1000) and app (uid 1001); an init that runs sshd.
+#   busybox - Debian's busybox-static with every applet linked and a getent shim; no Python.
+# Built tarballs are cached in $LAB_CACHE/images/<name>-<version>/: bump a version when
+# its recipe changes.
+# Usage: lab/images.sh up
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+DEBIAN_VERSION=1
+BUSYBOX_VERSION=1
+MIRROR=${LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ARCH=$(uname -m)
+
+# A shell init: incus stop sends SIGPWR to PID 1, so trap it and exit.
+INIT='#!/bin/sh
+trap "exit 0" PWR TERM INT
+if [ -x /usr/sbin/sshd ]; then
+  mkdir -p /run/sshd
+  ssh-keygen -A >/dev/null 2>&1
+  /usr/sbin/sshd
+fi
+while :; do sleep 3600 & wait $!; done'
+
+metadata() { # name description outdir
+  local tmp; tmp=$(mktemp -d)
+  cat >"$tmp/metadata.yaml" <<META
+architecture: $ARCH
+creation_date: $(date +%s)
+properties:
+  os: $1
+  description: "$2"
+META
+  tar -C "$tmp" -cf "$3/meta.tar" metadata.yaml
+  rm -rf "$tmp"
+}
+
+build_debian() {
+  local out=$1 root
+  root=$(mktemp -d "$LAB_CACHE/images/debian-build.XXXXXX")
+  log "debian image: debootstrap --variant=minbase bookworm (usually 1-2 min; cached afterwards)"
+  local t0=$SECONDS
+  debootstrap --variant=minbase --include=python3,acl,sudo,openssh-server,libpam-modules \
+    bookworm "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; die "debootstrap failed (log $root.log)"; }
+  chroot "$root" /bin/sh -c 'useradd -m -u 1000 -s /bin/bash rocky && useradd -m -u 1001 -s /bin/bash app' 
+  chroot "$root" apt-get clean
+  rm -rf "$root"/var/lib/apt/lists/* "$root"/etc/ssh/ssh_host_*
+  printf '%s\n' "$INIT" >"$root/sbin/init.lab"
+  chmod 755 "$root/sbin/init.lab"
+  ln -sf /sbin/init.lab "$root/sbin/init"
+  echo lab-debian >"$root/etc/hostname"
+  tar --numeric-owner -C "$root" -cf "$out/rootfs.tar" .
+  metadata debian "Debian bookworm minbase (incus-access lab)" "$out"
+  rm -rf "$root" "$root.log"
+  log "debian image built in $((SECONDS - t0)) s"
+}
+
+build_busybox() {
+  local out=$1 root
+  root=$(mktemp -d "$LAB_CACHE/images/busybox-build.XXXXXX")
+  mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev,run,var/tmp}
+  chmod 1777 "$root/tmp" "$root/var/tmp"
+  cp /bin/busybox "$root/bin/busybox"
+  for applet in $("$root/bin/busybox" --list-full); do
+    [[ -e $root/$applet ]] || ln -s /bin/busybox "$root/$applet"
+  done
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\n' >"$root/etc/group"
+  rm -f "$root/usr/bin/getent" "$root/bin/getent"
+  # getent shim: the ssh2incus gateway runs `getent passwd USER` before every session.
+  cat >"$root/usr/bin/getent" <<'SHIM'
+#!/bin/sh
+[ "$1" = passwd ] || { echo "getent shim: only passwd" >&2; exit 2; }
+shift
+[ $# -eq 0 ] && exec cat /etc/passwd
+rc=2
+for u in "$@"; do grep -E "^$u:" /etc/passwd && rc=0; done
+exit $rc
+SHIM
+  chmod 755 "$root/usr/bin/getent"
+  printf '%s\n' "$INIT" >"$root/sbin/init"
+  chmod 755 "$root/sbin/init"
+  tar --numeric-owner -C "$root" -cf "$out/rootfs.tar" .
+  metadata busybox "busybox-static (incus-access lab)" "$out"
+  rm -rf "$root"
+}
+
+ensure_built() { # name version
+  local dir=$LAB_CACHE/images/$1-$2
+  if [[ ! -f $dir/rootfs.tar || ! -f $dir/meta.tar ]]; then
+    mkdir -p "$dir"
+    "build_$1" "$dir"
+  fi
+  echo "$dir"
+}
+
+import() { # host name dir version
+  local fp
+  if incus_on "$1" image show "$2" >/dev/null 2>&1; then
+    # re-import only when the cached build is newer than the image (recipe bumped)
+    [[ $(incus_on "$1" image get-property "$2" lab_version 2>/dev/null || true) == "$4" ]] && return 0
+    incus_on "$1" image delete "$2"
+  fi
+  log "importing image $2 into host$1"
+  incus_on "$1" image import "$3/meta.tar" "$3/rootfs.tar" --alias "$2" >/dev/null
+  incus_on "$1" image set-property "$2" lab_version "$4"
+}
+
+case ${1:-up} in
+  up)
+    mkdir -p "$LAB_CACHE/images"
+    deb=$(ensure_built debian "$DEBIAN_VERSION")
+    bb=$(ensure_built busybox "$BUSYBOX_VERSION")
+    for n in 1 2; do
+      import "$n" debian "$deb" "$DEBIAN_VERSION"
+      import "$n" busybox "$bb" "$BUSYBOX_VERSION"
+    done
+    ;;
+  *) die "usage: $0 up" ;;
+esac
