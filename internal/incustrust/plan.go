@@ -386,6 +386,7 @@ func NewTrustPlan(desired []*DesiredClient, current []api.Certificate, projects 
 		}
 	}
 	if len(unmanaged) > 0 {
+		sort.Strings(unmanaged)
 		what := "1 trust entry not managed by this task stays"
 		if len(unmanaged) > 1 {
 			what = fmt.Sprintf("%d trust entries not managed by this task stay", len(unmanaged))
