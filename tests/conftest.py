@@ -229,11 +229,22 @@ def lab_hosts() -> dict:
     return hosts
 
 
+# The lock file Go lab tests take too (internal/incustrust/trusttest.LockPath): tests that
+# change a trust store run one at a time, whichever runner they come from.
+TRUST_STORE_LOCK = pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-trust-store.lock'
+
+
 @pytest.fixture
 def trust_stores(lab_hosts):
-    """Each lab host's trust store, put back exactly as it was when the test ends."""
-    stores = {h: IncusTrustStore(s) for h, s in lab_hosts.items()}
-    snaps = {h: s.snapshot() for h, s in stores.items()}
-    yield stores
-    for h, s in stores.items():
-        s.restore(snaps[h])
+    """Each lab host's trust store, held exclusively and put back exactly as it was when
+    the test ends."""
+    import fcntl
+    with open(TRUST_STORE_LOCK, 'a+') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stores = {h: IncusTrustStore(s) for h, s in lab_hosts.items()}
+        snaps = {h: s.snapshot() for h, s in stores.items()}
+        try:
+            yield stores
+        finally:
+            for h, s in stores.items():
+                s.restore(snaps[h])

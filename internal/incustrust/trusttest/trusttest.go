@@ -15,8 +15,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -127,10 +130,30 @@ func Fingerprints(t testing.TB, srv incus.InstanceServer) []string {
 	return out
 }
 
-// RestoreAfter snapshots the trust store and puts it back exactly at cleanup: entries
-// the test added go, entries it removed or changed come back as they were.
+// LockPath is the lock file that serializes tests that change a lab trust store: Go
+// packages run in parallel (go test -p 2) and pytest may run beside them, and one test's
+// prune or restore must not meet another test's entries. tests/conftest.py takes it too.
+var LockPath = filepath.Join(os.TempDir(), "incus-access-lab-trust-store.lock")
+
+// Exclusive holds the trust store lock until the test ends.
+func Exclusive(t testing.TB) {
+	t.Helper()
+	f, err := os.OpenFile(LockPath, os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		t.Fatalf("trust store lock %s: %v", LockPath, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("trust store lock %s: %v", LockPath, err)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
+}
+
+// RestoreAfter takes the trust store lock, snapshots the trust store and puts it back
+// exactly at cleanup: entries the test added go, entries it removed or changed come back.
 func RestoreAfter(t testing.TB, srv incus.InstanceServer) {
 	t.Helper()
+	Exclusive(t)
 	before := ByFingerprint(t, srv)
 	t.Cleanup(func() {
 		now := ByFingerprint(t, srv)
