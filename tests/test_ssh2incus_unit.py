@@ -156,10 +156,11 @@ def test_names_the_grammar_allows():
     assert conn._login == 'john.doe@web-1.team-a_b~root'
 
 
-def test_remote_tmp_default_is_absolute_per_instance_user():
+def test_remote_tmp_default_is_absolute_per_user():
     conn = connection('web1', ansible_host='h', ansible_user='app')
     conn._shell.set_options(var_options={})
-    assert conn._shell.get_option('remote_tmp') == '/tmp/.ansible-app'
+    # expanded by the remote shell (the gateway sets USER) and by modules under become
+    assert conn._shell.get_option('remote_tmp') == '/tmp/.ansible-${USER}'
 
 
 def test_explicit_remote_tmp_is_kept():

@@ -15,8 +15,9 @@ description:
     O(remote_user) stays the user inside the instance; tasks, C(become) and C(ansible_user) see that user,
     never the composed login.
   - It adapts to the gateway's behaviour without further settings. The remote temporary directory
-    defaults to C(/tmp/.ansible-<instance user>) instead of C(~/.ansible/tmp), which saves one round trip per
-    task. Keepalives keep sessions below the gateway's idle timeout. Commands that contain newlines, tabs or
+    defaults to C(/tmp/.ansible-${USER}) instead of C(~/.ansible/tmp), which saves one round trip per
+    task. The gateway sets E(USER) to the instance user, and under C(become) a module expands it to the
+    become user. Keepalives keep sessions below the gateway's idle timeout. Commands that contain newlines, tabs or
     carriage returns are encoded on one line, because the gateway mangles those characters. When the
     gateway replaces exit code 126 or 127 with 255, the error message says so.
   - An instance, project or user name that the login grammar cannot carry fails the task before any
@@ -34,6 +35,9 @@ notes:
     C(chmod) and C(rm) in the instance.
   - Multi-line commands such as a multi-line C(raw) are re-encoded as C(eval "$(printf '%b' '...')"). This needs
     a POSIX login shell for the instance user.
+  - The default remote temporary directory lives in the shared C(/tmp). In an instance with untrusted local users,
+    set C(ansible_remote_tmp) to a directory they cannot create first, for example C(~/.ansible/tmp). The plugin
+    keeps any remote_tmp that is set explicitly.
   - The gateway's host key stays the same only if the Incus host has C(/etc/ssh/ssh_host_*_key) files.
     Pin that key in C(known_hosts), or relax O(host_key_checking).
   - C(remote_port) in C(ansible.cfg) and E(ANSIBLE_REMOTE_PORT) do not apply to this plugin. They
@@ -516,13 +520,10 @@ class Connection(SSHConnection):
             self.get_option('project'), self.get_option('host_user'), self.get_option('host_user_separator'))
 
     def _absolute_remote_tmp(self):
-        try:
-            user = self.get_option('remote_user')
-            origin = self._shell._origins.get('remote_tmp')
-        except (KeyError, AttributeError):
-            return
-        if user and origin == 'default':
-            self._shell.set_option('remote_tmp', '/tmp/.ansible-%s' % user)
+        # The action plugin expands "~" with one extra command per task. $USER is the instance user in
+        # the gateway's sessions, and the become user in a module that becomes an unprivileged user.
+        if getattr(self._shell, '_origins', {}).get('remote_tmp') == 'default':
+            self._shell.set_option('remote_tmp', '/tmp/.ansible-${USER}')
 
     def _build_command(self, binary, subsystem, *other_args):
         if self._login is None:
@@ -568,12 +569,25 @@ class Connection(SSHConnection):
             self._explain(e)
             raise
 
+    def _bare_run(self, cmd, in_data, sudoable=True, checkrc=True):
+        # keep the last output: under -tt a shell's "not found" arrives on stdout, which the ssh error omits
+        self._last_run = super()._bare_run(cmd, in_data, sudoable=sudoable, checkrc=checkrc)
+        return self._last_run
+
     def _explain(self, err):
         """Re-raise err with what the gateway's rc 255 most likely means, if that can be told."""
-        hint = gateway_hint(to_text(err.message), self._login, self._instance, self.get_option('project'),
+        message = to_text(err.message)
+        rc, stdout, stderr = getattr(self, '_last_run', None) or (None, b'', b'')
+        output = ''
+        if rc == 255 and not self._play_context.no_log:
+            output = to_text(stdout, errors='surrogate_or_replace').strip()[-500:]
+            message += '\n' + output + '\n' + to_text(stderr, errors='surrogate_or_replace')
+        hint = gateway_hint(message, self._login, self._instance, self.get_option('project'),
                             self.get_option('remote_user'), self.get_option('host_user'),
                             '%s:%s' % (self.host, self.get_option('port')))
         if hint:
+            if output and output not in to_text(err.message):
+                hint += '; the command printed: %s' % output
             raise type(err)(hint) from err
 
 

@@ -86,15 +86,16 @@ func (g *Gateway) exec(project, instance string, req api.InstanceExecPost, stdin
 	if err != nil {
 		return -1, err
 	}
-	if err := op.Wait(); err != nil {
-		return -1, err
-	}
+	// incusd fails the operation for exit codes 126 and 127 but still reports the code
+	waitErr := op.Wait()
 	<-dataDone
-	rc, ok := op.Get().Metadata["return"].(float64)
-	if !ok {
-		return -1, errors.New("exec returned no exit code")
+	if rc, ok := op.Get().Metadata["return"].(float64); ok {
+		return int(rc), nil
 	}
-	return int(rc), nil
+	if waitErr != nil {
+		return -1, waitErr
+	}
+	return -1, errors.New("exec returned no exit code")
 }
 
 func (g *Gateway) serveConn(c net.Conn, config *ssh.ServerConfig) {
