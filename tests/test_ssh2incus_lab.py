@@ -85,6 +85,28 @@ def test_adhoc_command_reaches_each_instance_on_its_host(lab):
     assert {h: r['stdout'].strip() for h, r in results.items()} == {'deb1': 'deb1', 'deb2': 'deb2', 'deb-prod': 'deb-prod'}
 
 
+def test_delegate_to_an_instance_runs_there(lab):
+    # Ansible gives a delegated connection the original inventory_hostname; the plugin must
+    # still pick the delegated host's instance (here on the other Incus host)
+    rc, out = lab.playbook('''
+        - hosts: deb1
+          gather_facts: false
+          tasks:
+            - ansible.builtin.raw: uname -n
+              delegate_to: deb2
+              register: other
+              changed_when: false
+            - ansible.builtin.raw: uname -n
+              register: own
+              changed_when: false
+            - ansible.builtin.assert:
+                that:
+                  - other.stdout | trim == 'deb2'
+                  - own.stdout | trim == 'deb1'
+    ''')
+    assert rc == 0, out
+
+
 def test_builtin_modules_facts_files_and_become_on_debian(lab):
     rc, out = lab.playbook('''
         - hosts: deb1
