@@ -36,7 +36,7 @@ lab-up: build
 lab-down:
 	lab/lab.sh down
 
-lint: venv
+lint: build venv
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
 	go vet ./...
 	$(ACTIVATE) && ansible-lint

@@ -10,14 +10,17 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-DEBIAN_VERSION=1
-BUSYBOX_VERSION=1
+DEBIAN_VERSION=2
+BUSYBOX_VERSION=2
 MIRROR=${LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ARCH=$(uname -m)
 
 # A shell init: incus stop sends SIGPWR to PID 1, so trap it and exit.
 INIT='#!/bin/sh
 trap "exit 0" PWR TERM INT
+# the hostname is the instance name: make it resolvable (sudo asks)
+h=$(hostname)
+grep -q " $h\$" /etc/hosts 2>/dev/null || printf "127.0.0.1 localhost\n127.0.1.1 %s\n" "$h" >>/etc/hosts
 if [ -x /usr/sbin/sshd ]; then
   mkdir -p /run/sshd
   ssh-keygen -A >/dev/null 2>&1
@@ -52,6 +55,7 @@ build_debian() {
   chmod 755 "$root/sbin/init.lab"
   ln -sf /sbin/init.lab "$root/sbin/init"
   echo lab-debian >"$root/etc/hostname"
+  chmod 755 "$root"   # mktemp made it 0700: unprivileged users could not reach /
   tar --numeric-owner -C "$root" -cf "$out/rootfs.tar" .
   metadata debian "Debian bookworm minbase (incus-access lab)" "$out"
   rm -rf "$root" "$root.log"
@@ -81,8 +85,11 @@ for u in "$@"; do grep -E "^$u:" /etc/passwd && rc=0; done
 exit $rc
 SHIM
   chmod 755 "$root/usr/bin/getent"
+  # sbin/init is an applet symlink to /bin/busybox: writing through it would overwrite
+  # the HOST's busybox, so replace the link with a file.
+  rm -f "$root/sbin/init"
   printf '%s\n' "$INIT" >"$root/sbin/init"
-  chmod 755 "$root/sbin/init"
+  chmod 755 "$root/sbin/init" "$root"
   tar --numeric-owner -C "$root" -cf "$out/rootfs.tar" .
   metadata busybox "busybox-static (incus-access lab)" "$out"
   rm -rf "$root"
