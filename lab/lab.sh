@@ -59,6 +59,8 @@ export LAB_VAULT_ADDR=${LAB_VAULT_ADDR:-http://127.0.0.1:8200}
 export LAB_VAULT_TOKEN=${LAB_VAULT_TOKEN:-root}
 export LAB_LIBVIRT_TLS_PORT=${LAB_LIBVIRT_TLS_PORT:-16514}
 ENV
+  # AppRole credentials of the lab's OpenBao (written by openbao.sh up)
+  cat "$LAB_STATE/openbao/approle.env" 2>/dev/null || true
 }
 
 case ${1:-} in
