@@ -39,7 +39,7 @@ status() {
   for n in 1 2; do
     pid_alive "$LAB_STATE/host$n/incusd.pid" incusd && echo "incusd host$n: running" || echo "incusd host$n: stopped"
   done
-  pid_alive "$LAB_STATE/ssh/sshd.pid" sshd && echo "sshd: running" || echo "sshd: stopped"
+  ./sshd.sh status
   for p in $OPTIONAL_PARTS; do
     if [[ -x ./$p.sh ]]; then ./"$p".sh status 2>/dev/null || true; fi
   done
