@@ -79,6 +79,10 @@ configure() {
   api POST sys/mounts/pki '{"type":"pki","config":{"max_lease_ttl":"87600h"}}' >/dev/null
   api POST pki/root/generate/internal '{"common_name":"incus-access lab libvirt CA","organization":"incus-access lab","ttl":"87600h","key_type":"rsa","key_bits":2048}' >/dev/null
   local role='"allow_any_name":true,"enforce_hostnames":false,"allow_ip_sans":true,"allow_bare_domains":true,"allow_subdomains":true,"key_type":"any","key_usage":["DigitalSignature","KeyEncipherment"],"max_ttl":"8760h","no_store":false,"use_csr_common_name":true,"use_csr_sans":true'
+  # A PKI role puts its own C/ST/L/O/OU into every certificate (the CSR's are ignored):
+  # the seed's organization fields, so that libvirt_cert's subject matches what is issued.
+  # basicConstraints CA:FALSE as in the seed's certificates (a role leaves it out otherwise).
+  role+=',"country":"AU","province":"Queensland","locality":"Brisbane","organization":"libvirt.org","basic_constraints_valid_for_non_ca":true'
   api POST pki/roles/libvirt-client "{$role,\"client_flag\":true,\"server_flag\":false}" >/dev/null
   api POST pki/roles/libvirt-server "{$role,\"client_flag\":false,\"server_flag\":true}" >/dev/null
   # AppRole for the modules

@@ -101,12 +101,14 @@ func ExtKeyUsage(typ string) x509.ExtKeyUsage {
 }
 
 // LibvirtProblems lists what in a certificate libvirt/GnuTLS would refuse for its type
-// (empty when it is fit): basicConstraints CA:FALSE, keyUsage digitalSignature and
+// (empty when it is fit): not a CA, keyUsage digitalSignature and
 // keyEncipherment (GnuTLS requires it when keyUsage is critical, ECDSA too), the purpose.
 func LibvirtProblems(c *x509.Certificate, typ string) []string {
 	var p []string
-	if !c.BasicConstraintsValid || c.IsCA {
-		p = append(p, "basicConstraints is not CA:FALSE")
+	// A missing basicConstraints is accepted by libvirt for a leaf (a PKI role leaves it
+	// out unless basic_constraints_valid_for_non_ca); CA:TRUE is refused.
+	if c.BasicConstraintsValid && c.IsCA {
+		p = append(p, "basicConstraints say CA:TRUE")
 	}
 	if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
 		p = append(p, "keyUsage lacks digitalSignature")
