@@ -97,8 +97,8 @@ func partial(err error, done []string) error {
 	return fmt.Errorf("%w (already written: %s; the next run replaces the files again)", err, strings.Join(done, ", "))
 }
 
-// ensureDir creates a missing parent directory: 0700 for the key's (the seed's
-// private/), 0755 otherwise. Existing directories are left as they are.
+// ensureDir creates a missing parent directory: 0700 for the key's own directory (the
+// seed's private/), 0755 for every other. Existing directories are left as they are.
 func ensureDir(path string, private bool) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); err == nil {
@@ -108,10 +108,13 @@ func ensureDir(path string, private bool) error {
 	if private {
 		mode = 0o700
 	}
-	if err := os.MkdirAll(dir, mode); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return fmt.Errorf("cannot create %s: %w", filepath.Dir(dir), err)
+	}
+	if err := os.Mkdir(dir, mode); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("cannot create %s: %w", dir, err)
 	}
-	return os.Chmod(dir, mode) // MkdirAll's mode is filtered by the umask
+	return os.Chmod(dir, mode) // Mkdir's mode is filtered by the umask
 }
 
 // runAbsent removes the certificate and key (the CA file stays: other certificates of

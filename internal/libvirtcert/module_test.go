@@ -332,3 +332,21 @@ func TestServerDefaultsAndSANs(t *testing.T) {
 		t.Fatal("not converged")
 	}
 }
+
+// Missing directories are made as in the seed: private/ 0700, the ones above it 0755.
+func TestMissingDirectoriesGetTheSeedModes(t *testing.T) {
+	ca := newCA(t, "test CA", caOpts{})
+	root := t.TempDir()
+	f := files{Dir: root, Cert: filepath.Join(root, "pki/libvirt/clientcert.pem"),
+		Key: filepath.Join(root, "pki/libvirt/private/clientkey.pem"), CA: filepath.Join(root, "pki/CA/cacert.pem")}
+	mustRun(t, merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")}))
+	for dir, want := range map[string]os.FileMode{"pki": 0o755, "pki/libvirt": 0o755, "pki/libvirt/private": 0o700, "pki/CA": 0o755} {
+		fi, err := os.Stat(filepath.Join(root, dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", dir, fi.Mode().Perm(), want)
+		}
+	}
+}
