@@ -17,7 +17,7 @@ import (
 // apply carries out a decision: issue (new key made here, certificate signed and checked
 // before the first write), back up, then write CA, key and certificate atomically.
 // It returns the new certificate (nil when none was issued) and the backups made.
-func apply(ctx context.Context, m *ansible.Context, d Decision, want *Desired, ca IssuingCA, s *settings, backup bool, cur *Current, now time.Time) (*x509.Certificate, []string, error) {
+func apply(ctx context.Context, m *ansible.Context, d Decision, want *Desired, ca IssuingCA, s *settings, backup bool, now time.Time) (*x509.Certificate, []string, error) {
 	type file struct {
 		path string
 		data []byte

@@ -154,8 +154,15 @@ func RenewalReason(cur *Current, want *Desired, now time.Time) string {
 	if now.Before(c.NotBefore) {
 		return "not valid yet (not_before " + utc(c.NotBefore) + ")"
 	}
-	if c.NotAfter.Sub(now) <= want.RenewBefore {
+	if c.NotAfter.Sub(now) <= want.RenewBefore && !CAExpiryBound(c, want) {
 		return fmt.Sprintf("expires within renew_before_days (not_after %s)", utc(c.NotAfter))
 	}
 	return ""
+}
+
+// CAExpiryBound reports whether a certificate already lasts as long as its CA: renewing
+// it would not extend it (a certificate cannot outlive its CA), so it is not renewed
+// every run; the module warns that the CA needs renewing instead.
+func CAExpiryBound(c *x509.Certificate, want *Desired) bool {
+	return !c.NotAfter.Before(want.CA[0].NotAfter.Add(-time.Minute))
 }

@@ -208,6 +208,9 @@ func Run(m *ansible.Context, p *Params) error {
 		final = nil
 	}
 	before := summary(cur.Cert)
+	if ca0 := want.CA[0]; ca0.NotAfter.Sub(now) <= want.RenewBefore {
+		m.Warn("the CA %s expires on %s, within renew_before_days: certificates cannot outlive it, renew the CA", certDN(ca0), utc(ca0.NotAfter))
+	}
 	var dn string
 	if !m.Changed || m.CheckMode {
 		if final != nil {
@@ -222,7 +225,7 @@ func Run(m *ansible.Context, p *Params) error {
 		return nil
 	}
 
-	written, backups, err := apply(ctx, m, d, want, ca, s, p.Backup, cur, now)
+	written, backups, err := apply(ctx, m, d, want, ca, s, p.Backup, now)
 	if len(backups) > 0 {
 		m.Set("backup_files", backups)
 	}

@@ -5,6 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"os"
 	"path/filepath"
 	"strings"
@@ -348,5 +350,36 @@ func TestMissingDirectoriesGetTheSeedModes(t *testing.T) {
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s: mode %v, want %v", dir, fi.Mode().Perm(), want)
 		}
+	}
+}
+
+// A certificate made from the seed's certtool template encodes C, O, L, ST, CN: its DN
+// differs from the one the module makes, so it is reissued once, with the reason.
+func TestSeedOrderCertificateIsReissuedOnce(t *testing.T) {
+	ca := newCA(t, "test CA", caOpts{})
+	f := newFiles(t, t.TempDir())
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	seedOrder := pkix.RDNSequence{
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 6}, Value: "AU"}},
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "libvirt.org"}},
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 7}, Value: "Brisbane"}},
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 8}, Value: "Queensland"}},
+		{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "host1"}},
+	}
+	raw, _ := asn1.Marshal(seedOrder)
+	certPEM := ca.certWith(t, k, &x509.Certificate{RawSubject: raw, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(300 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, BasicConstraintsValid: true})
+	keyPEM, _ := MarshalKey(k)
+	os.MkdirAll(filepath.Dir(f.Key), 0o700)
+	os.WriteFile(f.Cert, certPEM, 0o400)
+	os.WriteFile(f.Key, keyPEM, 0o400)
+	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1"), "key_type": "ecdsa"})
+	res := mustRun(t, args)
+	want := "subject changed (C=AU,O=libvirt.org,L=Brisbane,ST=Queensland,CN=host1 -> C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=host1)"
+	if res["reason"] != want {
+		t.Fatalf("reason %q, want %q", res["reason"], want)
+	}
+	if again := mustRun(t, args); again["changed"] != false {
+		t.Fatalf("reissued again: %q", again["reason"])
 	}
 }

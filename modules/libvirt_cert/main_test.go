@@ -1,0 +1,151 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/incus-access/incus-access/internal/ansible"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildOut  []byte
+)
+
+// moduleBinary builds the module as `make build` does, once per test run.
+func moduleBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "libvirt_cert-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "libvirt_cert")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		buildOut, buildErr = cmd.CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
+	t.Helper()
+	data, _ := json.Marshal(args)
+	argsFile := filepath.Join(t.TempDir(), "args")
+	if err := os.WriteFile(argsFile, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, runErr := exec.Command(moduleBinary(t), argsFile).Output()
+	var res map[string]any
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("output is not one JSON object (%v): %s", err, out)
+	}
+	if failed, _ := res["failed"].(bool); failed != (runErr != nil) {
+		t.Fatalf("failed=%v but exit error %v", failed, runErr)
+	}
+	return res, string(out)
+}
+
+func newCA(t *testing.T) (certPEM, keyPEM string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "binary test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}
+
+func keyLines(keyPEM string) []string {
+	var out []string
+	for _, l := range strings.Split(keyPEM, "\n") {
+		if len(l) > 20 && !strings.HasPrefix(l, "-----") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// The binary as Ansible runs it: ca_key is a placeholder in the invocation, neither the
+// CA key nor the key generated on the host appear in the output, and the second run
+// changes nothing.
+func TestBinaryIssuesMasksAndConverges(t *testing.T) {
+	caCert, caKey := newCA(t)
+	dir := t.TempDir()
+	args := map[string]any{"ca_cert": caCert, "ca_key": caKey, "subject": map[string]any{"common_name": "host1", "organization": "libvirt.org"},
+		"cert_path": filepath.Join(dir, "clientcert.pem"), "key_path": filepath.Join(dir, "private", "clientkey.pem"),
+		"ca_cert_path": filepath.Join(dir, "cacert.pem"), "owner": strconv.Itoa(os.Getuid()), "group": strconv.Itoa(os.Getgid()),
+		"_ansible_diff": true}
+	res, out := runModule(t, args)
+	if res["changed"] != true || res["subject_dn"] != "O=libvirt.org,CN=host1" {
+		t.Fatalf("result: %s", out)
+	}
+	inv := res["invocation"].(map[string]any)["module_args"].(map[string]any)
+	if inv["ca_key"] != ansible.NoLogPlaceholder {
+		t.Fatalf("ca_key in invocation: %v", inv["ca_key"])
+	}
+	generated, err := os.ReadFile(filepath.Join(dir, "private", "clientkey.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range append(keyLines(caKey), keyLines(string(generated))...) {
+		if strings.Contains(out, l) {
+			t.Fatalf("key material in the output: %s", out)
+		}
+	}
+	// The CA expires tomorrow: the certificate lasts as long as the CA, so it is not
+	// renewed on every run; the task warns about the CA instead.
+	again, out := runModule(t, args)
+	if again["changed"] != false || again["fingerprint"] != res["fingerprint"] {
+		t.Fatalf("second run: %s", out)
+	}
+	if !strings.Contains(out, "expires on") || !strings.Contains(out, "renew the CA") {
+		t.Fatalf("no warning about the CA: %s", out)
+	}
+}
+
+func TestBinaryFailsOnBothSources(t *testing.T) {
+	caCert, caKey := newCA(t)
+	res, out := runModule(t, map[string]any{"ca_cert": caCert, "ca_key": caKey,
+		"vault_pki": map[string]any{"addr": "http://127.0.0.1:1", "role": "libvirt-client", "token": "s.0123456789abcdef"}})
+	if res["failed"] != true || !strings.Contains(res["msg"].(string), "parameters are mutually exclusive: ca_cert|vault_pki") {
+		t.Fatalf("result: %s", out)
+	}
+	for _, l := range keyLines(caKey) {
+		if strings.Contains(out, l) {
+			t.Fatalf("CA key in the output: %s", out)
+		}
+	}
+}
