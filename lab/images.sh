@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the lab's container images locally (there is no image server) and imports them
 # into both lab daemons:
-#   debian  - debootstrap minbase bookworm + python3, acl, sudo, openssh-server; users
-#             rocky (uid 1000) and app (uid 1001); an init that runs sshd.
+#   debian  - debootstrap minbase bookworm + python3, acl, sudo, openssh-server, iproute2; users
+#             rocky (uid 1000) and app (uid 1001); an init that brings lo up and runs sshd.
 #   busybox - Debian's busybox-static with every applet linked and a getent shim; no Python.
 # Built tarballs are cached in $LAB_CACHE/images/<name>-<version>/: bump a version when
 # its recipe changes.
@@ -10,14 +10,17 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-DEBIAN_VERSION=2
-BUSYBOX_VERSION=2
+DEBIAN_VERSION=3
+BUSYBOX_VERSION=3
 MIRROR=${LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 ARCH=$(uname -m)
 
 # A shell init: incus stop sends SIGPWR to PID 1, so trap it and exit.
 INIT='#!/bin/sh
 trap "exit 0" PWR TERM INT
+# no NIC in the lab profile, and nothing else brings loopback up (sshd checks in verify
+# and the tests connect to 127.0.0.1 inside the instance)
+ip link set lo up 2>/dev/null
 # the hostname is the instance name: make it resolvable (sudo asks)
 h=$(hostname)
 grep -q " $h\$" /etc/hosts 2>/dev/null || printf "127.0.0.1 localhost\n127.0.1.1 %s\n" "$h" >>/etc/hosts
@@ -46,7 +49,7 @@ build_debian() {
   root=$(mktemp -d "$LAB_CACHE/images/debian-build.XXXXXX")
   log "debian image: debootstrap --variant=minbase bookworm (usually 1-2 min; cached afterwards)"
   local t0=$SECONDS
-  debootstrap --variant=minbase --include=python3,acl,sudo,openssh-server,libpam-modules \
+  debootstrap --variant=minbase --include=python3,acl,sudo,openssh-server,libpam-modules,iproute2 \
     bookworm "$root" "$MIRROR" >"$root.log" 2>&1 || { tail -20 "$root.log" >&2; die "debootstrap failed (log $root.log)"; }
   chroot "$root" /bin/sh -c 'useradd -m -u 1000 -s /bin/bash rocky && useradd -m -u 1001 -s /bin/bash app' 
   chroot "$root" apt-get clean

@@ -8,8 +8,12 @@
 # which the libvirt_cert role writes (the lab inventory points the role's path variables
 # there). tls_allowed_dn_list is read from $LAB_STATE/hostN/libvirt/allowed_dns, one DN per
 # line (the modules' subject_dn); a missing or empty file allows nobody.
-# Usage: lab/libvirtd.sh up|down|status|restart N|check N PKIDIR
+# Usage: lab/libvirtd.sh up|down|status|sync|restart N|check N PKIDIR
 #   up        start each host's daemon whose server certificate exists (says so otherwise)
+#   sync      what an operator does after host-incus-update issued certificates: each
+#             host's allowed_dns := the DNs of every lab host's client certificate
+#             (virt-pki-query-dn), and a daemon is (re)started when its list changed, a
+#             certificate is newer than the daemon, or it does not run
 #   restart N stop and start host N's daemon: re-reads allowed_dns and the certificates
 #   check N D connect to host N as a client with D's cacert.pem, clientcert.pem, clientkey.pem
 #             (virsh test+tls): exit 0 when the daemon accepts the client
@@ -95,6 +99,34 @@ status() {
   done
 }
 
+sync() {
+  local n m r dns cert pid_file restart
+  dns=$(for m in 1 2; do
+    cert=$(pki "$m")/libvirt/clientcert.pem
+    if [[ -f $cert ]]; then virt-pki-query-dn "$cert"; fi
+  done | sort -u)
+  for n in 1 2; do
+    r=$(run_dir "$n")
+    pid_file=$r/libvirtd.pid
+    mkdir -p "$r"
+    restart=
+    if [[ $dns != "$(cat "$r/allowed_dns" 2>/dev/null)" ]]; then
+      printf '%s\n' "$dns" >"$r/allowed_dns"
+      restart="allowed DNs changed"
+    fi
+    if ! pid_alive "$pid_file" "$r/libvirtd.conf"; then
+      restart="not running"
+    elif [[ -n $(find "$(pki "$n")" -type f -newer "$pid_file" 2>/dev/null) ]]; then
+      restart=${restart:-certificates renewed}
+    fi
+    if [[ -n $restart ]]; then
+      log "libvirtd host$n: (re)start, $restart"
+      stop "$n"
+      start "$n"
+    fi
+  done
+}
+
 # check N PKIDIR: what an operator's `virsh -c qemu+tls://host/system` does, against the test driver.
 check() {
   [[ -d ${2:-} ]] || die "usage: $0 check N PKIDIR (PKIDIR holds cacert.pem, clientcert.pem, clientkey.pem)"
@@ -105,7 +137,8 @@ case ${1:-} in
   up) for n in 1 2; do start "$n"; done ;;
   down) for n in 1 2; do stop "$n"; done ;;
   status) status ;;
+  sync) sync ;;
   restart) [[ ${2:-} == [12] ]] || die "usage: $0 restart 1|2"; stop "$2"; start "$2" ;;
   check) [[ ${2:-} == [12] ]] || die "usage: $0 check 1|2 PKIDIR"; check "$2" "${3:-}" ;;
-  *) die "usage: $0 up|down|status|restart N|check N PKIDIR" ;;
+  *) die "usage: $0 up|down|status|sync|restart N|check N PKIDIR" ;;
 esac

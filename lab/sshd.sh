@@ -51,6 +51,9 @@ up() {
     cat "$D/id_ed25519.pub" >>/root/.ssh/authorized_keys
   chmod 600 /root/.ssh/authorized_keys
   id rocky >/dev/null 2>&1 || useradd -m -s /bin/bash rocky
+  # useradd locks the password ("!"); with UsePAM no sshd then refuses every login as
+  # rocky, certificates included. "*": no password, not locked.
+  if [[ $(getent shadow rocky | cut -d: -f2) == '!'* ]]; then usermod -p '*' rocky; fi
   stop_pid "$D/sshd.pid" sshd # the single sshd of earlier lab versions
   host_conf 1 "$LAB_HOST1_ADDR"
   host_conf 2 "$LAB_HOST2_ADDR"
