@@ -19,5 +19,11 @@ fi
 echo "[deps] installing: ${missing[*]} (usually 1-2 min)" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
-# incus is in bookworm-backports only
-apt-get install -y -q --no-install-recommends -t bookworm-backports "${missing[@]}"
+# incus is in bookworm-backports only; everything else from bookworm itself (the versions
+# the lab was measured with, e.g. libvirt 9.0)
+others=()
+for p in "${missing[@]}"; do [[ $p == incus ]] || others+=("$p"); done
+if [[ ${#others[@]} -gt 0 ]]; then apt-get install -y -q --no-install-recommends "${others[@]}"; fi
+if [[ " ${missing[*]} " == *" incus "* ]]; then
+  apt-get install -y -q --no-install-recommends -t bookworm-backports incus
+fi
