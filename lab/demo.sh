@@ -11,7 +11,7 @@ export ANSIBLE_NOCOLOR=1 ANSIBLE_FORCE_COLOR=0 ANSIBLE_CALLBACK_RESULT_FORMAT=js
 
 run() { # N: one run of the playbook, progress on stderr, full output in run-N.log
   local n=$1 t0=$SECONDS rc=0
-  log "host-incus-update run $n (usually 30-60 s; log $OUT/run-$n.log)"
+  log "host-incus-update run $n (usually 15-40 s; log $OUT/run-$n.log)"
   ansible-playbook playbooks/host-incus-update.yaml >"$OUT/run-$n.log" 2>&1 || rc=$?
   log "run $n finished in $((SECONDS - t0)) s (exit $rc)"
   return $rc
