@@ -287,3 +287,19 @@ func TestDiffShowsManagedEntriesOnly(t *testing.T) {
 		t.Fatalf("an unmanaged, untouched entry must not be in the diff")
 	}
 }
+
+func TestDiffOfOneAddedClientShowsOnlyThatClient(t *testing.T) {
+	a, b, c := newCert(t, "a"), newCert(t, "b"), newCert(t, "c")
+	// The server lists entries in its own order (not by name); b was removed by hand.
+	p := mustPlan(t, mustDesired(t,
+		Client{Name: "a", Certificate: a.CertPEM, Type: "client"},
+		Client{Name: "b", Certificate: b.CertPEM, Type: "client"},
+		Client{Name: "c", Certificate: c.CertPEM, Type: "client"}),
+		[]api.Certificate{stored("c", c, "client", false, nil, ""), stored("a", a, "client", false, nil, "")}, PlanOptions{})
+	before, after := DiffText(p)
+	var bEntry strings.Builder
+	writeEntry(&bEntry, Entry{Name: "b", Fingerprint: b.FP, Type: "client", Projects: []string{}})
+	if want := strings.Replace(after, bEntry.String(), "", 1); before != want {
+		t.Fatalf("the diff must only add b; before:\n%s\nafter:\n%s", before, after)
+	}
+}
