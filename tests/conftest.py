@@ -38,7 +38,7 @@ _RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\
 _FATAL = re.compile(r'^fatal: \[([^\]]+)\]: FAILED! => (\{.*\})\s*$', re.M)
 
 
-@dataclass
+@dataclass(repr=False)   # `assert ..., run` shows repr(run): the command and its whole output
 class PlaybookRun:
     """The outcome of one ansible-playbook run, read from the default callback's output."""
     args: list
@@ -56,6 +56,63 @@ class PlaybookRun:
 
     def __str__(self):
         return f'ansible-playbook {" ".join(map(str, self.args))} (rc {self.rc})\n{self.output}'
+
+    __repr__ = __str__
+
+    def events(self) -> list[TaskEvent]:
+        """Every per-host status line of the run, with the task (or handler) it belongs to."""
+        out, task, lines = [], None, self.output.splitlines()
+        for i, line in enumerate(lines):
+            h = _TASK_HEADER.match(line)
+            if h:
+                task = h.group(1)
+                continue
+            if line.startswith('PLAY RECAP'):
+                task = None
+                continue
+            m = _STATUS.match(line)
+            if not m or task is None:
+                continue
+            host, _, delegate = m.group(2).partition(' -> ')
+            result = None
+            if line.endswith('=> {'):   # a result printed as indented JSON (debug, -v)
+                end = next((j for j in range(i + 1, len(lines)) if lines[j] == '}'), None)
+                if end is not None:
+                    try:
+                        result = json.loads('{' + '\n'.join(lines[i + 1:end + 1]))
+                    except ValueError:
+                        pass
+            out.append(TaskEvent(task, m.group(1), host, delegate.split('(', 1)[0] or None, result))
+        return out
+
+    def changed_tasks(self, host: str) -> list[tuple]:
+        """(task, delegated-to host or None) of each task that reported changed for host."""
+        return [(e.task, e.delegate) for e in self.events() if e.status == 'changed' and e.host == host]
+
+    def result(self, task: str, host: str) -> dict | None:
+        """The JSON result a task printed for host (debug output), task named as in its header."""
+        for e in self.events():
+            if e.task == task and e.host == host and e.result is not None:
+                return e.result
+        return None
+
+    def warnings(self) -> list[str]:
+        """The [WARNING] messages, each with its continuation lines joined into one line."""
+        return [' '.join(m.group(1).split()) for m in _WARNING.finditer(self.output)]
+
+
+@dataclass
+class TaskEvent:
+    task: str           # 'role : task name' as in the TASK / RUNNING HANDLER header
+    status: str         # ok, changed, skipping, fatal, failed, unreachable, ...
+    host: str
+    delegate: str | None
+    result: dict | None
+
+
+_TASK_HEADER = re.compile(r'^(?:TASK|RUNNING HANDLER) \[(.+)\] \*+\s*$')
+_STATUS = re.compile(r'^(ok|changed|skipping|fatal|failed|unreachable|rescued|ignored): \[([^\]]+)\]')
+_WARNING = re.compile(r'^\[WARNING\]: (.*(?:\n(?![\[\n]|\S+: \[).+)*)', re.M)
 
 
 def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inventory=None,
@@ -159,6 +216,68 @@ class IncusTrustStore:
             if cur is not None:
                 self.delete(fp)
             self.add(e['name'], e['certificate'], e['type'], e['restricted'], e['projects'] or [], e['description'])
+
+
+# ---------------------------------------------------------------- files
+
+class FileSnapshot:
+    """The regular files under some roots (files or directories), taken now and put back
+    later exactly: content, mode and owner; files that appeared since are removed. Only
+    digests are ever compared or shown, so it is safe for directories holding private keys."""
+
+    def __init__(self, *roots):
+        self.roots = [pathlib.Path(r) for r in roots]
+        self.dirs = {d: os.stat(d) for d in self._dirs()}
+        self.files = {f: (f.read_bytes(), os.stat(f)) for f in self._files()}
+
+    def _dirs(self):
+        for r in self.roots:
+            if r.is_dir():
+                yield r
+                yield from (d for d in sorted(r.rglob('*')) if d.is_dir() and not d.is_symlink())
+
+    def _files(self):
+        for r in self.roots:
+            if r.is_file():
+                yield r
+            elif r.is_dir():
+                yield from (f for f in sorted(r.rglob('*')) if f.is_file() and not f.is_symlink())
+
+    def digests(self) -> dict:
+        """path -> (sha256, mode, uid, gid) as the files are now."""
+        out = {}
+        for f in self._files():
+            st = os.stat(f)
+            out[str(f)] = (hashlib.sha256(f.read_bytes()).hexdigest(), st.st_mode, st.st_uid, st.st_gid)
+        return out
+
+    def taken(self) -> dict:
+        """path -> (sha256, mode, uid, gid) as the files were when the snapshot was taken."""
+        return {str(f): (hashlib.sha256(data).hexdigest(), st.st_mode, st.st_uid, st.st_gid)
+                for f, (data, st) in self.files.items()}
+
+    def changed(self) -> list[str]:
+        """The paths that differ from the snapshot (changed, removed or new)."""
+        now, then = self.digests(), self.taken()
+        return sorted(p for p in now.keys() | then.keys() if now.get(p) != then.get(p))
+
+    def restore(self):
+        then, changed = self.taken(), set(self.changed())
+        for path in changed:
+            if path not in then:
+                os.unlink(path)
+        for d, st in self.dirs.items():
+            if not d.is_dir():
+                d.mkdir(parents=True)
+                os.chown(d, st.st_uid, st.st_gid)
+                os.chmod(d, st.st_mode & 0o7777)
+        for f, (data, st) in self.files.items():
+            if str(f) in changed:
+                tmp = f.with_name(f'.{f.name}.restore')
+                tmp.write_bytes(data)
+                os.chown(tmp, st.st_uid, st.st_gid)
+                os.chmod(tmp, st.st_mode & 0o7777)
+                os.replace(tmp, f)
 
 
 # ---------------------------------------------------------------- certificates
