@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -23,59 +22,16 @@ import (
 
 // ---------------------------------------------------------------- the module binary
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// moduleBinary builds modules/ssh_ca_trust as `make build` does, once per test run.
-func moduleBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ssh_ca_trust-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ssh_ca_trust")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, "./modules/ssh_ca_trust")
-		cmd.Dir = testlab.RepoRoot()
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testlab.RemoveBuilt()
 	os.Exit(code)
 }
 
-// runModule runs the built binary as Ansible does and returns the result and the raw output.
+// runModule runs the built ssh_ca_trust binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 	t.Helper()
-	data, _ := json.Marshal(args)
-	argsFile := filepath.Join(t.TempDir(), "args")
-	if err := os.WriteFile(argsFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, runErr := exec.Command(moduleBinary(t), argsFile).Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("output is not one JSON object (%v): %s", err, out)
-	}
-	if failed, _ := res["failed"].(bool); failed != (runErr != nil) {
-		t.Fatalf("failed=%v but exit error %v", failed, runErr)
-	}
-	return res, string(out)
+	return testlab.RunModule(t, "ssh_ca_trust", args)
 }
 
 func msg(res map[string]any) string { s, _ := res["msg"].(string); return s }

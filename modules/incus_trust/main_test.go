@@ -3,10 +3,7 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,63 +14,16 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// moduleBinary builds the module as `make build` does, once per test run.
-func moduleBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "incus_trust-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "incus_trust")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testlab.RemoveBuilt()
 	os.Exit(code)
 }
 
-// runModule runs the built binary as Ansible does: one args file, one JSON object out.
+// runModule runs the built incus_trust binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 	t.Helper()
-	data, err := json.Marshal(args)
-	if err != nil {
-		t.Fatal(err)
-	}
-	argsFile := filepath.Join(t.TempDir(), "args")
-	if err := os.WriteFile(argsFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(moduleBinary(t), argsFile)
-	out, runErr := cmd.Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("output is not one JSON object (%v): %s", err, out)
-	}
-	failed, _ := res["failed"].(bool)
-	if failed != (runErr != nil) {
-		t.Fatalf("failed=%v but exit error %v", failed, runErr)
-	}
-	return res, string(out)
+	return testlab.RunModule(t, "incus_trust", args)
 }
 
 func msg(res map[string]any) string { s, _ := res["msg"].(string); return s }

@@ -6,72 +6,29 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/incus-access/incus-access/internal/ansible"
+	"github.com/incus-access/incus-access/internal/testlab"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-	buildOut  []byte
-)
-
-// moduleBinary builds the module as `make build` does, once per test run.
-func moduleBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "libvirt_cert-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "libvirt_cert")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
-	}
-	return binPath
-}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testlab.RemoveBuilt()
 	os.Exit(code)
 }
 
+// runModule runs the built libvirt_cert binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 	t.Helper()
-	data, _ := json.Marshal(args)
-	argsFile := filepath.Join(t.TempDir(), "args")
-	if err := os.WriteFile(argsFile, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, runErr := exec.Command(moduleBinary(t), argsFile).Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("output is not one JSON object (%v): %s", err, out)
-	}
-	if failed, _ := res["failed"].(bool); failed != (runErr != nil) {
-		t.Fatalf("failed=%v but exit error %v", failed, runErr)
-	}
-	return res, string(out)
+	return testlab.RunModule(t, "libvirt_cert", args)
 }
 
 func newCA(t *testing.T) (certPEM, keyPEM string) {
