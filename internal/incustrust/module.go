@@ -3,7 +3,6 @@ package incustrust
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -167,12 +166,8 @@ func DiffText(plan *TrustPlan) (before, after string) {
 		touched[it.target] = true
 		touched[it.Fingerprint] = true
 	}
-	// Before is in the server's order, After is sorted: sort a copy of Before the same way,
-	// or the diff shows untouched entries as removed and added again.
-	current := slices.Clone(plan.Before)
-	sortEntries(current)
 	var b, a strings.Builder
-	for _, e := range current {
+	for _, e := range plan.Before {
 		if touched[e.Fingerprint] || isManaged(plan.After, e.Fingerprint) {
 			writeEntry(&b, e)
 		}

@@ -105,7 +105,7 @@ func (it *PlanItem) phase() int {
 // first, then in-place changes, then removals, so a client never loses access in between.
 type TrustPlan struct {
 	Items    []*PlanItem
-	Before   []Entry // the trust store as read
+	Before   []Entry // the trust store as read, sorted like After (by name, then fingerprint)
 	After    []Entry // the trust store once the plan is applied
 	Warnings []string
 }
@@ -267,6 +267,7 @@ func NewTrustPlan(desired []*DesiredClient, current []api.Certificate, projects 
 		byFP[e.Fingerprint] = i
 		byName[e.Name] = append(byName[e.Name], i)
 	}
+	sortEntries(plan.Before)
 	claimed := map[int]*DesiredClient{}
 	match := map[*DesiredClient]int{}
 	presentName := map[string]*DesiredClient{}
