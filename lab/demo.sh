@@ -43,21 +43,16 @@ PY
 # What an operator does next on a real host: list the issued client DNs in libvirtd's
 # tls_allowed_dn_list and restart it. Then a TLS handshake from each host's client cert.
 libvirtd_check() {
-  local n m d
+  local n m
   lab/libvirtd.sh sync
   for n in 1 2; do
     for m in 1 2; do
-      d=$(mktemp -d)
-      cp "$LAB_STATE/host$m/pki/CA/cacert.pem" "$LAB_STATE/host$m/pki/libvirt/clientcert.pem" "$d/"
-      cp "$LAB_STATE/host$m/pki/libvirt/private/clientkey.pem" "$d/"
-      if lab/libvirtd.sh check "$n" "$d" >/dev/null 2>&1; then
+      if lab/libvirtd.sh check-host "$n" "$m" >/dev/null 2>&1; then
         echo "  libvirtd on lab-host$n accepts lab-host$m's client certificate (TLS handshake)"
       else
         echo "  libvirtd on lab-host$n REFUSES lab-host$m's client certificate"
-        rm -rf "$d"
         return 1
       fi
-      rm -rf "$d"
     done
   done
 }

@@ -8,7 +8,7 @@
 # which the libvirt_cert role writes (the lab inventory points the role's path variables
 # there). tls_allowed_dn_list is read from $LAB_STATE/hostN/libvirt/allowed_dns, one DN per
 # line (the modules' subject_dn); a missing or empty file allows nobody.
-# Usage: lab/libvirtd.sh up|down|status|sync|restart N|check N PKIDIR
+# Usage: lab/libvirtd.sh up|down|status|sync|restart N|check N PKIDIR|check-host N M
 #   up        start each host's daemon whose server certificate exists (says so otherwise)
 #   sync      what an operator does after host-incus-update issued certificates: each
 #             host's allowed_dns := the DNs of every lab host's client certificate
@@ -17,6 +17,8 @@
 #   restart N stop and start host N's daemon: re-reads allowed_dns and the certificates
 #   check N D connect to host N as a client with D's cacert.pem, clientcert.pem, clientkey.pem
 #             (virsh test+tls): exit 0 when the daemon accepts the client
+#   check-host N M  the same with the client certificate lab host M holds (its seed layout
+#             under $LAB_STATE/hostM/pki: CA/cacert.pem, libvirt/clientcert.pem, libvirt/private/clientkey.pem)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 PORT=${LAB_LIBVIRT_TLS_PORT:-16514}
@@ -133,6 +135,16 @@ check() {
   virsh -c "test+tls://$(addr "$1"):$PORT/default?pkipath=$2" uri
 }
 
+# check_host N M: host N's daemon with the client certificate lab host M holds.
+check_host() {
+  local d rc=0 p
+  p=$(pki "$2")
+  d=$(mktemp -d)
+  cp "$p/CA/cacert.pem" "$p/libvirt/clientcert.pem" "$p/libvirt/private/clientkey.pem" "$d/" && check "$1" "$d" || rc=$?
+  rm -rf "$d"
+  return "$rc"
+}
+
 case ${1:-} in
   up) for n in 1 2; do start "$n"; done ;;
   down) for n in 1 2; do stop "$n"; done ;;
@@ -140,5 +152,6 @@ case ${1:-} in
   sync) sync ;;
   restart) [[ ${2:-} == [12] ]] || die "usage: $0 restart 1|2"; stop "$2"; start "$2" ;;
   check) [[ ${2:-} == [12] ]] || die "usage: $0 check 1|2 PKIDIR"; check "$2" "${3:-}" ;;
-  *) die "usage: $0 up|down|status|sync|restart N|check N PKIDIR" ;;
+  check-host) [[ ${2:-} == [12] && ${3:-} == [12] ]] || die "usage: $0 check-host 1|2 1|2"; check_host "$2" "$3" ;;
+  *) die "usage: $0 up|down|status|sync|restart N|check N PKIDIR|check-host N M" ;;
 esac
