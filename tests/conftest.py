@@ -5,6 +5,7 @@ CLI, and client certificates made on the spot. Nothing here is specific to one m
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -59,8 +60,10 @@ class PlaybookRun:
 
     __repr__ = __str__
 
+    @functools.cached_property
     def events(self) -> list[TaskEvent]:
-        """Every per-host status line of the run, with the task (or handler) it belongs to."""
+        """Every per-host status line of the run, with the task (or handler) it belongs to
+        (parsed once per run)."""
         out, task, lines = [], None, self.output.splitlines()
         for i, line in enumerate(lines):
             h = _TASK_HEADER.match(line)
@@ -87,11 +90,11 @@ class PlaybookRun:
 
     def changed_tasks(self, host: str) -> list[tuple]:
         """(task, delegated-to host or None) of each task that reported changed for host."""
-        return [(e.task, e.delegate) for e in self.events() if e.status == 'changed' and e.host == host]
+        return [(e.task, e.delegate) for e in self.events if e.status == 'changed' and e.host == host]
 
     def result(self, task: str, host: str) -> dict | None:
         """The JSON result a task printed for host (debug output), task named as in its header."""
-        for e in self.events():
+        for e in self.events:
             if e.task == task and e.host == host and e.result is not None:
                 return e.result
         return None
@@ -243,18 +246,17 @@ class FileSnapshot:
             elif r.is_dir():
                 yield from (f for f in sorted(r.rglob('*')) if f.is_file() and not f.is_symlink())
 
+    @staticmethod
+    def _digest(data: bytes, st: os.stat_result) -> tuple:
+        return hashlib.sha256(data).hexdigest(), st.st_mode, st.st_uid, st.st_gid
+
     def digests(self) -> dict:
         """path -> (sha256, mode, uid, gid) as the files are now."""
-        out = {}
-        for f in self._files():
-            st = os.stat(f)
-            out[str(f)] = (hashlib.sha256(f.read_bytes()).hexdigest(), st.st_mode, st.st_uid, st.st_gid)
-        return out
+        return {str(f): self._digest(f.read_bytes(), os.stat(f)) for f in self._files()}
 
     def taken(self) -> dict:
         """path -> (sha256, mode, uid, gid) as the files were when the snapshot was taken."""
-        return {str(f): (hashlib.sha256(data).hexdigest(), st.st_mode, st.st_uid, st.st_gid)
-                for f, (data, st) in self.files.items()}
+        return {str(f): self._digest(data, st) for f, (data, st) in self.files.items()}
 
     def changed(self) -> list[str]:
         """The paths that differ from the snapshot (changed, removed or new)."""

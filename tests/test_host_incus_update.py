@@ -110,17 +110,16 @@ class Instance:
         return self.incus('exec', self.name, '--', 'sh', '-c', script, 'sh', *args, input=input, check=check)
 
     def files(self) -> dict:
-        """INSTANCE_FILES -> (content, mode) or None when absent (public keys and config only)."""
-        out = {}
+        """INSTANCE_FILES -> (content, mode) or None when absent (public keys and config only),
+        read in one exec: per file a line "mode size" ("- 0" when absent), then its bytes."""
+        res = self.sh('for f; do if [ -f "$f" ]; then stat -c "%a %s" "$f"; cat "$f"; else echo "- 0"; fi; done',
+                      *INSTANCE_FILES)
+        out, rest = {}, res.stdout
         for path in INSTANCE_FILES:
-            res = self.sh('test -f "$1" || exit 3; stat -c %a "$1"; cat "$1"', path, check=False)
-            if res.returncode == 3:
-                out[path] = None
-            elif res.returncode == 0:
-                mode, _, data = res.stdout.partition(b'\n')
-                out[path] = (data, mode.decode())
-            else:
-                raise RuntimeError(f'{self.name}: cannot read {path}: {res.stderr.decode(errors="replace")}')
+            head, _, rest = rest.partition(b'\n')
+            mode, size = head.decode().split()
+            out[path] = None if mode == '-' else (rest[:int(size)], mode)
+            rest = rest[int(size):]
         return out
 
     def write(self, path, data: bytes, mode='644'):
