@@ -2,8 +2,14 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES   := $(notdir $(wildcard modules/*))
+MODULES   := $(notdir $(patsubst %/,%,$(wildcard modules/*/)))
 ARCHES    := amd64 arm64
+# every module in one multi-call binary per architecture (modules/main.go), cached on the
+# targets by the executor (plugins/plugin_utils/executor.py)
+MULTI     := incus-access-modules
+# the repository is also the collection incus_access.fleet (the action plugins import the
+# executor by that name): build/collections puts it on ansible.cfg's collections_path
+COLLECTION_LINK := build/collections/ansible_collections/incus_access/fleet
 HOST_ARCH := $(shell go env GOARCH)
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w"
 VENV      := .venv
@@ -14,14 +20,19 @@ LAB_ENV   := eval "$$(lab/lab.sh env)"
 
 all: build
 
-# Static binaries for every module and architecture; the host's lands in plugins/modules
-# under the plain module name, beside its sidecar doc.
+# One static multi-call binary per architecture under bin/linux-<arch>/ (with its sha256,
+# which the executor reads instead of hashing on every task); plugins/modules/<module>
+# links the host's (Ansible's stock path and ansible-doc need a file per module there),
+# beside its sidecar doc.
 build:
-	@for m in $(MODULES); do for a in $(ARCHES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o build/linux-$$a/$$m ./modules/$$m || exit 1; \
-	done; \
-	install -m 0755 build/linux-$(HOST_ARCH)/$$m plugins/modules/$$m; \
-	install -m 0644 modules/$$m/$$m.yml plugins/modules/$$m.yml; done
+	@for a in $(ARCHES); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o bin/linux-$$a/$(MULTI) ./modules || exit 1; \
+	  (cd bin/linux-$$a && sha256sum $(MULTI) >$(MULTI).sha256); \
+	done
+	@for m in $(MODULES); do \
+	  ln -f bin/linux-$(HOST_ARCH)/$(MULTI) plugins/modules/$$m; \
+	  install -m 0644 modules/$$m/$$m.yml plugins/modules/$$m.yml; done
+	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -60,4 +71,4 @@ bench: build venv lab-up
 	$(LAB_ENV) && $(ACTIVATE) && bench/run.sh
 
 clean:
-	rm -rf build $(addprefix plugins/modules/,$(MODULES)) $(addsuffix .yml,$(addprefix plugins/modules/,$(MODULES)))
+	rm -rf bin build $(addprefix plugins/modules/,$(MODULES)) $(addsuffix .yml,$(addprefix plugins/modules/,$(MODULES)))

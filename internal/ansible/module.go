@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -56,23 +58,88 @@ func (c *Context) Mask(s string) string { return c.masker.String(s) }
 // RunFunc is a module's logic: it reads its typed parameters and fills the context.
 type RunFunc[P any] func(*Context, *P) error
 
-// Main is the whole life of a binary module process: args file in argv[1], one JSON
-// object on stdout, exit status 1 when the module failed.
+// Main is the whole life of a binary module process: args file in argv[1] ("-": the
+// arguments on stdin), one JSON object on stdout, exit status 1 when the module failed.
 func Main[P any](doc []byte, run RunFunc[P]) {
 	path := ""
 	if len(os.Args) > 1 {
 		path = os.Args[1]
 	}
 	res, failed := Execute(doc, path, run)
+	os.Exit(emit(os.Stdout, res, failed))
+}
+
+// Module is one module bound to its sidecar doc, for a multi-call binary.
+type Module func(argsPath string) (result map[string]any, failed bool)
+
+// Bind pairs a module's sidecar doc with its run function.
+func Bind[P any](doc []byte, run RunFunc[P]) Module {
+	return func(argsPath string) (map[string]any, bool) { return Execute(doc, argsPath, run) }
+}
+
+// MainMulti is a multi-call binary of several modules. The module is the program's own
+// name (Ansible's stock path runs a copy as AnsiballZ_<module> <args file>) or, failing
+// that, the first argument: `incus-access-modules <module> <args file|->`.
+func MainMulti(modules map[string]Module) {
+	name, rest := Dispatch(os.Args, modules)
+	mod, ok := modules[name]
+	if !ok {
+		res := map[string]any{"failed": true, "changed": false, "msg": Usage(os.Args, modules)}
+		os.Exit(emit(os.Stdout, res, true))
+	}
+	path := ""
+	if len(rest) > 0 {
+		path = rest[0]
+	}
+	res, failed := mod(path)
+	os.Exit(emit(os.Stdout, res, failed))
+}
+
+// Dispatch picks the module a multi-call binary was asked for and the remaining
+// arguments; name is "" when neither the program name nor argv[1] names one.
+func Dispatch(argv []string, modules map[string]Module) (name string, rest []string) {
+	if len(argv) == 0 {
+		return "", nil
+	}
+	base := strings.TrimPrefix(filepath.Base(argv[0]), "AnsiballZ_")
+	if _, ok := modules[base]; ok {
+		return base, argv[1:]
+	}
+	if len(argv) > 1 {
+		if _, ok := modules[argv[1]]; ok {
+			return argv[1], argv[2:]
+		}
+	}
+	return "", nil
+}
+
+// Usage is the message of a multi-call binary that was not told which module to run.
+func Usage(argv []string, modules map[string]Module) string {
+	names := make([]string, 0, len(modules))
+	for n := range modules {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	prog := "incus-access-modules"
+	if len(argv) > 0 {
+		prog = filepath.Base(argv[0])
+	}
+	return fmt.Sprintf("usage: %s MODULE ARGS_FILE (ARGS_FILE - reads the arguments from stdin); modules: %s",
+		prog, strings.Join(names, ", "))
+}
+
+// emit prints the one JSON result and returns the exit status.
+func emit(w io.Writer, res map[string]any, failed bool) int {
 	out, err := json.Marshal(res)
 	if err != nil {
 		out = []byte(`{"failed": true, "msg": "module result could not be encoded as JSON"}`)
 		failed = true
 	}
-	os.Stdout.Write(append(out, '\n'))
+	w.Write(append(out, '\n'))
 	if failed {
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }
 
 // Execute runs a module against an args file and returns the result object (already
@@ -160,26 +227,34 @@ func maskResult(m *Masker, res map[string]any) map[string]any {
 	return m.Value(plain).(map[string]any)
 }
 
+// stdin is where "-" reads the arguments from; tests replace it.
+var stdin io.Reader = os.Stdin
+
+// readArgs reads the module arguments from the args file Ansible wrote, or from stdin
+// for "-" (the executor's way: the arguments never touch the target's disk).
 func readArgs(path string) (map[string]any, error) {
 	if path == "" {
-		return nil, fmt.Errorf("no arguments file: a binary module is run by Ansible with the path of its args file")
+		return nil, fmt.Errorf("no arguments file: a binary module is run by Ansible with the path of its args file (or - for stdin)")
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("cannot read arguments file: %w", err)
+	what := "arguments file " + path
+	var data []byte
+	var err error
+	if path == "-" {
+		what = "arguments on stdin"
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(path)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(f)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read arguments file: %w", err)
+		return nil, fmt.Errorf("cannot read %s: %w", what, err)
 	}
 	if strings.TrimSpace(string(data)) == "" {
 		return map[string]any{}, nil
 	}
 	args, err := decodeJSONObject(data)
 	if err != nil {
-		// Not the parse error itself: it may quote part of the file, and the file holds secrets.
-		return nil, fmt.Errorf("arguments file %s is not a JSON object", path)
+		// Not the parse error itself: it may quote part of the input, which holds secrets.
+		return nil, fmt.Errorf("%s is not a JSON object", what)
 	}
 	return args, nil
 }

@@ -1,0 +1,31 @@
+// Command incus-access-modules is every module of this project in one static binary
+// (multi-call): the executor caches this one file per host and architecture. Each
+// module's spec is its sidecar, the same file modules/<name>/main.go embeds.
+package main
+
+import (
+	_ "embed"
+
+	"github.com/incus-access/incus-access/internal/ansible"
+	"github.com/incus-access/incus-access/internal/incustrust"
+	"github.com/incus-access/incus-access/internal/libvirtcert"
+	"github.com/incus-access/incus-access/internal/sshca"
+)
+
+var (
+	//go:embed incus_trust/incus_trust.yml
+	incusTrustDoc []byte
+	//go:embed libvirt_cert/libvirt_cert.yml
+	libvirtCertDoc []byte
+	//go:embed ssh_ca_trust/ssh_ca_trust.yml
+	sshCATrustDoc []byte
+)
+
+// Modules maps each module's name to its run function and spec.
+var Modules = map[string]ansible.Module{
+	"incus_trust":  ansible.Bind(incusTrustDoc, incustrust.Run),
+	"libvirt_cert": ansible.Bind(libvirtCertDoc, libvirtcert.Run),
+	"ssh_ca_trust": ansible.Bind(sshCATrustDoc, sshca.Run),
+}
+
+func main() { ansible.MainMulti(Modules) }
