@@ -31,6 +31,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.collection_loader import resource_from_fqcr
+from ansible.utils.display import Display
 from ansible.vars.clean import remove_internal_keys
 
 try:  # ansible-core 2.19: the encoder the stock path uses for a binary module's args file
@@ -39,6 +40,8 @@ try:  # ansible-core 2.19: the encoder the stock path uses for a binary module's
     _ARGS_ENCODER = get_module_encoder('legacy', Direction.CONTROLLER_TO_MODULE)
 except ImportError:  # pragma: no cover - older cores have plain JSON args
     _ARGS_ENCODER = None
+
+display = Display()
 
 BINARY = 'incus-access-modules'
 # uname -m -> Go architecture (the directory under bin/); busybox prints the same names.
@@ -136,7 +139,7 @@ def hit_script(module: str, binaries: dict[str, LocalBinary], cache_root: str | 
         # The stamp holds the file's owner, mode, inode, size and mtime when its sha256 was
         # last checked; anything else (replaced, rewritten, chmod'ed) is checked again.
         'S=$(stat -c "%u %a %i %s %Y" "$B" 2>/dev/null) || { echo "' + MARK + ' miss $M $R"; exit 0; }',
-        'T=; read -r T < "$B.stamp" 2>/dev/null',
+        'T=; read -r T 2>/dev/null < "$B.stamp"',
         'case "$S" in "$U 700 "*) ;; *) echo "' + MARK + ' miss $M $R"; exit 0 ;; esac',
         'if [ "$S" != "$T" ]; then case $(sha256sum "$B") in "$H "*) '
         'echo "$S" > "$B.stamp.$$" && mv -f "$B.stamp.$$" "$B.stamp" ;; '
@@ -355,10 +358,11 @@ class CachedBinaryAction(ActionBase):
             self._remove_tmp_path(self._connection._shell.tmpdir)
         data['executor'] = {'cache': 'fallback', 'reason': reason}
         if self._target not in facts:
-            # Once per host: the fact tells this host's later tasks that it was said.
-            data.setdefault('warnings', []).append(
-                '%s on %s: module cache not used (%s); running it the stock way, which sends the binary with every '
-                'task' % (self._module, self._target, reason))
+            # Once per host: the fact tells this host's later tasks that it was said (and
+            # the controller shows an identical warning once, for async tasks whose
+            # result, facts included, is replaced by the poll's).
+            display.warning('%s: module cache not used (%s); the stock way sends the binary with every task'
+                            % (self._target, reason))
         data.setdefault('ansible_facts', {})['incus_access_executor_fallback'] = dict(facts, **{self._target: reason})
         return data
 
