@@ -16,7 +16,7 @@ VENV      := .venv
 ACTIVATE  := source $(VENV)/bin/activate
 LAB_ENV   := eval "$$(lab/lab.sh env)"
 
-.PHONY: all build venv test test-go test-py test-molecule lint lab-up lab-down demo bench clean
+.PHONY: all build venv test test-go test-py test-molecule lint lab-up lab-down demo bench clean collection collection-install sanity
 
 all: build
 
@@ -33,6 +33,24 @@ build:
 	  ln -f bin/linux-$(HOST_ARCH)/$(MULTI) plugins/modules/$$m; \
 	  install -m 0644 modules/$$m/$$m.yml plugins/modules/$$m.yml; done
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
+
+# The collection incus_access.fleet as users install it: both architectures' binaries
+# inside, built by `ansible-galaxy collection build` (galaxy.yml) into dist/.
+COLLECTION_VERSION := $(shell sed -n 's/^version: *//p' galaxy.yml)
+COLLECTION_TARBALL := dist/incus_access-fleet-$(COLLECTION_VERSION).tar.gz
+# where molecule's scenario finds the installed collection (and nothing else)
+COLLECTION_INSTALLED := build/installed
+collection: build venv
+	tools/build-collection.sh
+
+collection-install: collection
+	rm -rf $(COLLECTION_INSTALLED)
+	$(VENV)/bin/ansible-galaxy collection install -p $(COLLECTION_INSTALLED) $(COLLECTION_TARBALL)
+
+# ansible-test sanity on the built collection (plus tests/sanity, which is not shipped),
+# in its own virtualenvs: no container runtime here.
+sanity: collection
+	tools/sanity.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -56,10 +74,10 @@ lint: build venv
 test-go: build
 	$(LAB_ENV) && LAB_REQUIRED=1 go test -count=1 -p 2 ./...
 
-test-py: build venv
+test-py: collection
 	$(LAB_ENV) && $(ACTIVATE) && LAB_REQUIRED=1 pytest -q tests
 
-test-molecule: build venv
+test-molecule: collection-install
 	$(LAB_ENV) && $(ACTIVATE) && molecule test --all
 
 test: lint lab-up test-go test-py test-molecule
@@ -71,4 +89,4 @@ bench: build venv lab-up
 	$(LAB_ENV) && $(ACTIVATE) && bench/run.sh
 
 clean:
-	rm -rf bin build $(addprefix plugins/modules/,$(MODULES)) $(addsuffix .yml,$(addprefix plugins/modules/,$(MODULES)))
+	rm -rf bin build dist $(addprefix plugins/modules/,$(MODULES)) $(addsuffix .yml,$(addprefix plugins/modules/,$(MODULES)))
