@@ -45,7 +45,7 @@ collection: build venv
 
 collection-install: collection
 	rm -rf $(COLLECTION_INSTALLED)
-	$(VENV)/bin/ansible-galaxy collection install -p $(COLLECTION_INSTALLED) $(COLLECTION_TARBALL)
+	$(VENV)/bin/ansible-galaxy collection install --force -p $(COLLECTION_INSTALLED) $(COLLECTION_TARBALL)
 
 # ansible-test sanity on the built collection (plus tests/sanity, which is not shipped),
 # in its own virtualenvs: no container runtime here.

@@ -239,6 +239,7 @@ def test_fqcn_playbook_converges_and_packaged_playbook_converges(installed, inve
 
     second = installed.playbook('site.yml', *inventory)
     assert second.rc == 0, second
+    assert {h: second.changed_tasks(h) for h in trust_stores} == {h: [] for h in trust_stores}, second
     assert {h: second.changed(h) for h in trust_stores} == {h: 0 for h in trust_stores}, second
 
     # the packaged playbook, by its FQCN: repairs lab-host1's drift, leaves lab-host2 alone

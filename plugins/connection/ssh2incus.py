@@ -22,7 +22,7 @@ description:
     gateway replaces exit code 126 or 127 with 255, the error message says so.
   - An instance, project or user name that the login grammar cannot carry fails the task before any
     connection. The error names the host and the value.
-author: incus-access contributors
+author: incus-access contributors (@incus-access)
 notes:
   - The gateway authenticates with public keys only, against C(~host-user/.ssh/authorized_keys) on the Incus
     host. It rejects OpenSSH certificates. The host user must be uid 0 or in one of the gateway's groups.
@@ -223,7 +223,9 @@ options:
     vars:
       - {name: ansible_ssh_executable}
   sftp_executable:
-    description: As in the ssh connection. This defines the location of the sftp binary. It defaults to V(sftp) which will use the first binary available in $PATH.
+    description: >-
+      As in the ssh connection. This defines the location of the sftp binary. It defaults to V(sftp) which will use
+      the first binary available in $PATH.
     type: string
     default: sftp
     ini:
@@ -233,7 +235,9 @@ options:
     vars:
       - {name: ansible_sftp_executable}
   scp_executable:
-    description: As in the ssh connection. This defines the location of the scp binary. It defaults to V(scp) which will use the first binary available in $PATH.
+    description: >-
+      As in the ssh connection. This defines the location of the scp binary. It defaults to V(scp) which will use
+      the first binary available in $PATH.
     type: string
     default: scp
     ini:

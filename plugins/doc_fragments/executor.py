@@ -22,6 +22,7 @@ attributes:
     support: full
   platform:
     description: Linux targets, x86_64 and aarch64 (C(uname -m)); no Python is needed on the target.
+    support: full
     platforms: posix
 notes:
   - The module is a static Go binary, one multi-call binary for every module of the collection and architecture.
