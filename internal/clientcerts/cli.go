@@ -33,7 +33,7 @@ func OSEnv(interactive bool) Env {
 const Program = "incus-client-certs"
 
 // Help is the `help` text.
-const Help = `incus-client-certs: the workstation side of Incus client certificates (seed 000).
+const Help = `incus-client-certs: the workstation side of Incus client certificates.
 
 Usage:
   incus-client-certs generate <client-name> [--days N] [--force]
@@ -46,7 +46,7 @@ Usage:
       your password manager.
   incus-client-certs extract
       Prints the public certificate only (never a key), for the inventory:
-        incus-client-certs extract > inventory/incus/trusted-client-certs/<client-name>.crt
+        incus-client-certs extract > inventory/incus/trusted-client-certs/<name>.crt
   incus-client-certs info
       Subject, SHA-256 fingerprint (as 'incus config trust list' shows it), key type,
       validity and days left; warns when fewer than 30 days are left.
@@ -70,7 +70,7 @@ Usage:
 
 The seed's Quick Start:
   incus-client-certs generate my-workstation
-  incus-client-certs backup            # import into the password manager, delete the folder
+  incus-client-certs backup     # import into the password manager, delete the folder
   incus-client-certs extract > inventory/incus/trusted-client-certs/my-workstation.crt
   incus-client-certs add-to-inventory inventory/host-incus-cluster.yaml   # or edit it
   ansible-playbook -i inventory/host-incus-cluster.yaml playbooks/host-incus-update.yaml

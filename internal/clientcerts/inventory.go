@@ -81,6 +81,13 @@ func AddToInventory(path string, cert *PublicCertificate, c InventoryClient) (*I
 				}
 				return nil, fmt.Errorf("%s: client %q is already incus_trusted_clients[%d] with another certificate: rotate it by replacing its certificate_file, or choose another --name", path, c.Name, i)
 			}
+			if file := mapValue(item, "certificate_file"); file != nil && sameCertificate(filepath.Join(filepath.Dir(path), filepath.FromSlash(file.Value)), cert) {
+				other := "?"
+				if name := mapValue(item, "name"); name != nil {
+					other = name.Value
+				}
+				return nil, fmt.Errorf("%s: this certificate is already incus_trusted_clients[%d] %q (Incus trusts a certificate once): one name per certificate", path, i, other)
+			}
 		}
 	}
 	if existing, err := os.ReadFile(res.CertFile); err == nil {
