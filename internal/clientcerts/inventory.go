@@ -225,14 +225,15 @@ func (l *clientListLocation) render(data []byte, s entryStyle, c InventoryClient
 			return insertion{}, 0, errors.New("cannot find the `[]` of incus_trusted_clients")
 		}
 		dash = indentOf(lines[l.key.Line-1]) + 2
-		at = offsetOfLine(lines, l.list.Line-1) + start
-		// Drop the space before [] too, so the key line ends with the colon.
-		for at > 0 && data[at-1] == ' ' {
+		lineStart := offsetOfLine(lines, l.list.Line-1)
+		lineEnd := lineStart + len(strings.TrimRight(line, "\r\n"))
+		at = lineStart + start
+		// Drop "[]" and the space before it; a comment after it stays on the key's line.
+		for at > lineStart && data[at-1] == ' ' {
 			at--
-			replace++
 		}
-		replace += 2
-		prefix = "\n"
+		replace = lineEnd - at
+		prefix = strings.TrimRight(line[start+2:], "\r\n") + "\n"
 	default: // no incus_trusted_clients yet: it goes at the end of all.vars
 		indent := l.vars.Content[0].Column - 1
 		last := lastLine(l.vars)
