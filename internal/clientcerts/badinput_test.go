@@ -146,9 +146,9 @@ func TestAddRemoteAsksAboutTheServerCertificate(t *testing.T) {
 	fp := Fingerprint(tlsSrv.Certificate().Raw)
 
 	for answer, want := range map[string]string{
-		"n\n":                         "not accepted",
-		"\n":                          "not accepted",
-		"":                            "no answer",
+		"n\n":                          "not accepted",
+		"\n":                           "not accepted",
+		"":                             "no answer",
 		strings.Repeat("0", 64) + "\n": "not the server's",
 	} {
 		w := newWorkstation(t)
