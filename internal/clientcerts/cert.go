@@ -255,7 +255,7 @@ func LoadClientPair(dir string) (*ClientPair, error) {
 	}
 	keyData, err := os.ReadFile(p.KeyPath)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %s", p.KeyPath, readReason(err))
+		return nil, fmt.Errorf("%s: %s", p.KeyPath, readReason(err)+pairHint(err))
 	}
 	key, err := ParsePrivateKey(keyData)
 	if err != nil {
@@ -272,7 +272,7 @@ func LoadClientPair(dir string) (*ClientPair, error) {
 func loadCertFile(path string) (*PublicCertificate, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %s", path, readReason(err))
+		return nil, nil, fmt.Errorf("%s: %s", path, readReason(err)+pairHint(err))
 	}
 	cert, err := ParsePublicCertificate(data)
 	if err != nil {
@@ -281,11 +281,19 @@ func loadCertFile(path string) (*PublicCertificate, []byte, error) {
 	return cert, data, nil
 }
 
+// pairHint says what to do when the client pair is missing.
+func pairHint(err error) string {
+	if errors.Is(err, os.ErrNotExist) {
+		return " (run `incus-client-certs generate <client-name>` first, or set INCUS_CONF)"
+	}
+	return ""
+}
+
 // readReason says why a file could not be read, with what to do for the usual cases.
 func readReason(err error) string {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return "no such file (run `incus-client-certs generate <client-name>` first, or set INCUS_CONF)"
+		return "no such file"
 	case errors.Is(err, os.ErrPermission):
 		return "permission denied"
 	}

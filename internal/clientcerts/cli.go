@@ -51,7 +51,7 @@ Usage:
       Subject, SHA-256 fingerprint (as 'incus config trust list' shows it), key type,
       validity and days left; warns when fewer than 30 days are left.
   incus-client-certs add-remote <name> <address> [port] [--accept-certificate |
-                     --fingerprint <sha256>] [--project P]
+                     --fingerprint <sha256>] [--project P] [--timeout 10s]
       Adds the Incus server at https://<address>:<port> (default 8443) as remote <name>
       in $INCUS_CONF/config.yml and servercerts/, as 'incus remote add' does. Shows the
       server's certificate fingerprint and asks to accept it, unless
