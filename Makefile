@@ -34,6 +34,16 @@ build:
 	  install -m 0644 modules/$$m/$$m.yml plugins/modules/$$m.yml; done
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
 
+# The workstation helper (seed 000's client side), a static binary per architecture:
+# build/linux-<arch>/incus-client-certs, copied to a workstation as it is.
+CLIS := incus-client-certs
+.PHONY: cli
+build: cli
+cli:
+	@for c in $(CLIS); do for a in $(ARCHES); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o build/linux-$$a/$$c ./cmd/$$c || exit 1; \
+	done; done
+
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
