@@ -74,6 +74,8 @@ test-molecule: build venv
 
 test: lint lab-up test-go test-py test-molecule
 
+# the demo needs only this machine's architecture (make build makes both)
+demo: ARCHES := $(HOST_ARCH)
 demo: build venv lab-up
 	$(LAB_ENV) && $(ACTIVATE) && lab/demo.sh
 

@@ -58,6 +58,7 @@ SETTINGS = {
     'cache_root': ('incus_access_cache_root', 'INCUS_ACCESS_CACHE_ROOT'),
     'bin_dir': ('incus_access_bin_dir', 'INCUS_ACCESS_BIN_DIR'),
     'keep_days': ('incus_access_cache_keep_days', 'INCUS_ACCESS_CACHE_KEEP_DAYS'),
+    'enabled': ('incus_access_cache_enabled', 'INCUS_ACCESS_CACHE_ENABLED'),
 }
 
 
@@ -332,6 +333,8 @@ class CachedBinaryAction(ActionBase):
     # --- the stock path --------------------------------------------------------------
 
     def _fallback_reason(self):
+        if (self._setting('enabled') or 'true').lower() in ('false', 'no', 'off', '0'):
+            return 'incus_access_cache_enabled is false'
         if self._task.async_val:
             return 'async task'
         become = self._connection.become
