@@ -16,7 +16,7 @@ VENV      := .venv
 ACTIVATE  := source $(VENV)/bin/activate
 LAB_ENV   := eval "$$(lab/lab.sh env)"
 
-.PHONY: all build venv test test-go test-py test-molecule lint lab-up lab-down demo bench clean collection collection-install sanity
+.PHONY: all build venv deps setup test test-go test-py test-molecule lint lab-up lab-down demo bench clean collection collection-install sanity
 
 all: build
 
@@ -25,6 +25,7 @@ all: build
 # links the host's (Ansible's stock path and ansible-doc need a file per module there),
 # beside its sidecar doc.
 build:
+	@echo "[build] the modules for linux/$(subst $() ,+,$(ARCHES)) (first time usually 1-3 min per architecture)"
 	@for a in $(ARCHES); do \
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o bin/linux-$$a/$(MULTI) ./modules || exit 1; \
 	  (cd bin/linux-$$a && sha256sum $(MULTI) >$(MULTI).sha256); \
@@ -33,6 +34,16 @@ build:
 	  ln -f bin/linux-$(HOST_ARCH)/$(MULTI) plugins/modules/$$m; \
 	  install -m 0644 modules/$$m/$$m.yml plugins/modules/$$m.yml; done
 	@mkdir -p $(dir $(COLLECTION_LINK)) && ln -sfn ../../../.. $(COLLECTION_LINK)
+
+# The workstation helper (seed 000's client side), a static binary per architecture:
+# build/linux-<arch>/incus-client-certs, copied to a workstation as it is.
+CLIS := incus-client-certs
+.PHONY: cli
+build: cli
+cli:
+	@for c in $(CLIS); do for a in $(ARCHES); do \
+	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o build/linux-$$a/$$c ./cmd/$$c || exit 1; \
+	done; done
 
 # The collection incus_access.fleet as users install it: both architectures' binaries
 # inside, built by `ansible-galaxy collection build` (galaxy.yml) into dist/.
@@ -48,19 +59,28 @@ collection-install: collection
 	$(VENV)/bin/ansible-galaxy collection install --force -p $(COLLECTION_INSTALLED) $(COLLECTION_TARBALL)
 
 # ansible-test sanity on the built collection (plus tests/sanity, which is not shipped),
-# in its own virtualenvs: no container runtime here.
+# in virtualenvs of its own (no container runtime here; tools/sanity.sh).
 sanity: collection
 	tools/sanity.sh
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
+	@echo "[venv] Ansible, molecule, ansible-lint, pytest into $(VENV) (first time usually 1-2 min)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-lab-up: build
+# the system packages (apt; quick when present)
+deps:
+	lab/deps.sh
+
+lab-up: deps
 	lab/lab.sh up
+
+# build, venv and the lab are independent once the packages are there: side by side
+setup: deps
+	$(MAKE) -j3 build venv lab-up ARCHES="$(ARCHES)"
 
 lab-down:
 	lab/lab.sh down
@@ -80,9 +100,12 @@ test-py: collection
 test-molecule: collection-install
 	$(LAB_ENV) && $(ACTIVATE) && molecule test --all
 
-test: lint lab-up test-go test-py test-molecule
+test: setup
+	$(MAKE) lint test-go test-py test-molecule
 
-demo: build venv lab-up
+# the demo needs only this machine's architecture (make build makes both)
+demo: ARCHES := $(HOST_ARCH)
+demo: setup
 	$(LAB_ENV) && $(ACTIVATE) && lab/demo.sh
 
 bench: build venv lab-up

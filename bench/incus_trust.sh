@@ -104,7 +104,7 @@ read -r ping_ms trust_ms < <(sed -n 's/.*"msg": "BENCH \([0-9.]*\) \([0-9.]*\)".
 
 # 3. Size.
 size_host=$(stat -c %s "$BIN")
-size_arm=$(stat -c %s build/linux-arm64/incus_trust 2>/dev/null || echo 0)
+size_arm=$(stat -c %s bin/linux-arm64/incus-access-modules 2>/dev/null || echo 0)
 
 awk -v n="$CLIENTS" -v runs="$RUNS" -v tasks="$TASKS" -v dm="$direct_med" -v dmin="$direct_min" -v dmax="$direct_max" \
     -v p="$ping_ms" -v t="$trust_ms" -v sh="$size_host" -v sa="$size_arm" 'BEGIN {

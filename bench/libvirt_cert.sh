@@ -123,6 +123,6 @@ awk -v p="$ping_ms" -v c="$cert_ms" -v tasks="$TASKS" 'BEGIN {
   printf "  ratio libvirt_cert task / ping task:         %8.2f\n", c / p
 }'
 printf '  binary size, host arch:                      %8.1f MiB\n' "$(awk -v s="$(stat -c %s "$BIN")" 'BEGIN { print s / 1048576 }')"
-if [[ -f build/linux-arm64/libvirt_cert ]]; then
-  printf '  binary size, linux/arm64:                    %8.1f MiB\n' "$(awk -v s="$(stat -c %s build/linux-arm64/libvirt_cert)" 'BEGIN { print s / 1048576 }')"
+if [[ -f bin/linux-arm64/incus-access-modules ]]; then
+  printf '  binary size, linux/arm64:                    %8.1f MiB\n' "$(awk -v s="$(stat -c %s bin/linux-arm64/incus-access-modules)" 'BEGIN { print s / 1048576 }')"
 fi

@@ -5,7 +5,7 @@ set -euo pipefail
 PACKAGES=(
   incus openssh-server openssh-client debootstrap busybox-static
   libvirt-daemon libvirt-clients gnutls-bin acl iproute2 curl ca-certificates xz-utils
-  python3-venv openssl
+  python3-venv openssl qemu-user-static
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -43,6 +43,34 @@ func ModuleBinary(t testing.TB, name string) string {
 	return path
 }
 
+// MultiCallBinary builds ./modules (every module in one binary) for GOARCH goarch, as
+// `make build` does, once per test run per architecture.
+func MultiCallBinary(t testing.TB, goarch string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := "incus-access-modules-" + goarch
+	if path, ok := built[key]; ok {
+		return path
+	}
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "incus-access-modules-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = dir
+	}
+	path := filepath.Join(buildDir, key)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", path, "./modules")
+	cmd.Dir = RepoRoot()
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./modules (%s): %v\n%s", goarch, err, out)
+	}
+	built[key] = path
+	return path
+}
+
 // RunModule runs the module's binary as Ansible does (one args file in argv[1]) and
 // returns the one JSON object it printed and the raw output. The exit status must agree
 // with the result's `failed`.

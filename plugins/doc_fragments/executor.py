@@ -43,6 +43,8 @@ notes:
   - "Old versions of the binary are removed after C(incus_access_cache_keep_days) days (default 7; environment
     E(INCUS_ACCESS_CACHE_KEEP_DAYS), C(ansible.cfg) C([incus_access] keep_days)). C(incus_access_bin_dir)
     (E(INCUS_ACCESS_BIN_DIR), C([incus_access] bin_dir)) points at another build, C(<dir>/linux-<amd64|arm64>/)."
+  - "C(incus_access_cache_enabled=false) (E(INCUS_ACCESS_CACHE_ENABLED), C([incus_access] enabled)) switches the cache
+    off: every task then sends the binary the stock way."
   - Async tasks, C(become_method=su), become to an unprivileged user, connections that cannot pass standard input, and a
     cache root that cannot be created or cannot execute files fall back to Ansible's stock path for binary modules, which
     sends the binary with every task. The right architecture's binary is still used. The fallback warns once per host and says why.

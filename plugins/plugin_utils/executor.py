@@ -58,6 +58,7 @@ SETTINGS = {
     'cache_root': ('incus_access_cache_root', 'INCUS_ACCESS_CACHE_ROOT'),
     'bin_dir': ('incus_access_bin_dir', 'INCUS_ACCESS_BIN_DIR'),
     'keep_days': ('incus_access_cache_keep_days', 'INCUS_ACCESS_CACHE_KEEP_DAYS'),
+    'enabled': ('incus_access_cache_enabled', 'INCUS_ACCESS_CACHE_ENABLED'),
 }
 
 
@@ -127,7 +128,7 @@ def hit_script(module: str, binaries: dict[str, LocalBinary], cache_root: str | 
     newlines). It prints a ``@@incus-access`` line instead of running the module when the
     cache cannot be used as it is; the arguments come on stdin."""
     return '; '.join([
-        'umask 077',
+        'O=$(umask); umask 077',
         'U=$(id -u)',
         root_expression(cache_root),
         _arch_case(binaries),
@@ -149,10 +150,11 @@ def hit_script(module: str, binaries: dict[str, LocalBinary], cache_root: str | 
 
 
 def _run(module: str, env: str) -> str:
-    """Runs the module with the arguments on stdin. Exit 126 is the shell's "cannot
+    """Runs the module with the arguments on stdin, under the login's own umask (the
+    cache's 077 would make the module's new directories private). Exit 126 is the shell's "cannot
     execute" (a noexec mount): reported as a marker, since the ssh2incus gateway would
     turn it into 255, a connection failure."""
-    return ('%s"$B" %s -; r=$?; if [ $r = 126 ]; then echo "%s noexec $R"; exit 0; fi; exit $r'
+    return ('umask $O; %s"$B" %s -; r=$?; if [ $r = 126 ]; then echo "%s noexec $R"; exit 0; fi; exit $r'
             % (env + ' ' if env else '', shlex.quote(module), MARK))
 
 
@@ -166,7 +168,7 @@ def install_script(module: str, binaries: dict[str, LocalBinary], cache_root: st
     # The upload and the remote tmp dir it sits in go in every case.
     drop = 'rm -f %s; rmdir %s 2>/dev/null' % (up, shlex.quote(upload_dir))
     return '; '.join([
-        'umask 077',
+        'O=$(umask); umask 077',
         'U=$(id -u)',
         root_expression(cache_root),
         _arch_case(binaries),
@@ -274,7 +276,8 @@ class CachedBinaryAction(ActionBase):
     def _module_args(self):
         args = dict(self._task.args)
         self._update_module_args(self._module, args, self._task_vars)
-        return json.dumps(args, cls=_ARGS_ENCODER) if _ARGS_ENCODER else json.dumps(args)
+        # bytes, as the stock pipelined path sends (the local connection takes nothing else)
+        return (json.dumps(args, cls=_ARGS_ENCODER) if _ARGS_ENCODER else json.dumps(args)).encode()
 
     def _cached(self):
         args = self._module_args()
@@ -332,6 +335,8 @@ class CachedBinaryAction(ActionBase):
     # --- the stock path --------------------------------------------------------------
 
     def _fallback_reason(self):
+        if (self._setting('enabled') or 'true').lower() in ('false', 'no', 'off', '0'):
+            return 'incus_access_cache_enabled is false'
         if self._task.async_val:
             return 'async task'
         become = self._connection.become
