@@ -25,7 +25,7 @@ run = sys.argv[2]
 lines = {}
 # The update_summary role's debug output: "ok: [host] => {json}" after its TASK header.
 for block in re.split(r'\nTASK \[', text):
-    if not block.startswith('update_summary : Summarize this host'):
+    if not block.startswith('incus_access.fleet.update_summary : Summarize this host'):
         continue
     for m in re.finditer(r'^ok: \[([^\]]+)\] => (\{.*?\n\})', block, re.S | re.M):
         lines[m.group(1)] = json.loads(m.group(2))['msg']

@@ -53,12 +53,12 @@ INSTANCES_BEHIND = {'lab-host1': 3, 'lab-host2': 1}   # bb1 included
 INSTANCE_FILES = ('/etc/ssh/trusted-user-ca-keys.pem', '/etc/ssh/sshd_config.d/10-ssh-ca-trust.conf',
                   '/etc/ssh/auth_principals/root', '/etc/ssh/auth_principals/rocky')
 
-T_TRUST = 'incus_trust : Reconcile the trust store with incus_trusted_clients'
-T_SSH = 'ssh_ca_trust : Trust the SSH user CA keys in sshd'
-T_RELOAD = 'ssh_ca_trust : Reload sshd'
-T_LIBVIRT_CLIENT = 'libvirt_cert : Issue the client certificates'
-T_INSTANCE = 'incus_instances : Configure sshd in the instance'
-T_SUMMARY = 'update_summary : Summarize this host'
+T_TRUST = 'incus_access.fleet.incus_trust : Reconcile the trust store with incus_trusted_clients'
+T_SSH = 'incus_access.fleet.ssh_ca_trust : Trust the SSH user CA keys in sshd'
+T_RELOAD = 'incus_access.fleet.ssh_ca_trust : Reload sshd'
+T_LIBVIRT_CLIENT = 'incus_access.fleet.libvirt_cert : Issue the client certificates'
+T_INSTANCE = 'incus_access.fleet.incus_instances : Configure sshd in the instance'
+T_SUMMARY = 'incus_access.fleet.update_summary : Summarize this host'
 
 
 def full_run(*args, **kw):

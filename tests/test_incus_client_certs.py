@@ -25,7 +25,7 @@ import yaml
 from conftest import LAB_INVENTORY, REPO, lab_missing, pem_fingerprint, run_playbook, unique_name
 
 PLAYBOOK = 'playbooks/host-incus-update.yaml'
-T_TRUST = 'incus_trust : Reconcile the trust store with incus_trusted_clients'
+T_TRUST = 'incus_access.fleet.incus_trust : Reconcile the trust store with incus_trusted_clients'
 HOSTS = ('lab-host1', 'lab-host2')
 
 

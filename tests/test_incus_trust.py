@@ -203,7 +203,7 @@ def test_missing_file_stops_every_host_before_any_is_touched(trust_stores, tmp_p
         {'name': valid.name, 'certificate_file': valid.cert_path.name},
         {'name': 'ghost', 'certificate_file': 'ghost.crt'}]})
     assert run.rc != 0, run
-    assert 'TASK [incus_trust : Reconcile the trust store' not in run.output, 'the module ran although a file is missing'
+    assert 'TASK [incus_access.fleet.incus_trust : Reconcile the trust store' not in run.output, 'the module ran although a file is missing'
 
 
 def test_undefined_clients_is_a_note_not_an_error(trust_stores, tmp_path):

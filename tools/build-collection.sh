@@ -24,6 +24,8 @@ for dir in modules/*/; do
   # path sends the file through the action plugin's _transfer_file, which substitutes the
   # target's binary. Were it ever run by hand, /bin/sh reads it as a script: one JSON error.
   {
+    printf '# Copyright (c) incus-access contributors\n'
+    printf '# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)\n'
     printf '# incus_access.fleet.%s: Ansible finds the module by this file, ansible-doc reads %s.yml\n' "$m" "$m"
     printf '# beside it. The module itself is bin/linux-<arch>/%s, run by the action\n' "$MULTI"
     printf '# plugin plugins/action/%s.py. Marks this file binary for Ansible: \001\n' "$m"
