@@ -213,7 +213,9 @@ options:
     cli:
       - {name: ssh_common_args}
   ssh_executable:
-    description: As in the ssh connection. This defines the location of the SSH binary. It defaults to V(ssh) which will use the first SSH binary available in $PATH.
+    description: >-
+      As in the ssh connection. This defines the location of the SSH binary. It defaults to V(ssh) which will use
+      the first SSH binary available in $PATH.
     type: string
     default: ssh
     ini:
