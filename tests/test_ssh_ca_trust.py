@@ -164,7 +164,7 @@ def test_role_with_approle_then_handler_reloads_once_and_second_run_converges(ss
                                               'secret_id': secret_id}}
     first = play(tmp_path, ev, '-v', '--diff')
     assert first.rc == 0 and first.changed('localhost') == 2, first   # the module task and the handler
-    assert 'RUNNING HANDLER [incus_access.fleet.ssh_ca_trust : Reload sshd]' in first.output, first
+    assert 'RUNNING HANDLER [ssh_ca_trust : Reload sshd]' in first.output, first
     assert secret_id not in first.output, 'the secret_id leaked'
     assert sshd.reloads() == 1
     sshd.wait()
