@@ -43,9 +43,10 @@ ROLES = ('incus_trust', 'ssh_ca_trust', 'libvirt_cert', 'incus_instances')   # t
 MULTI = 'incus-access-modules'
 ELF_MACHINE = {'amd64': 62, 'arm64': 183}   # EM_X86_64, EM_AARCH64
 # Top-level paths galaxy.yml's build_ignore keeps out of the tarball (the clone's alone).
-NOT_SHIPPED = ('tests/', 'lab/', 'bench/', 'molecule/', 'internal/', 'modules/', 'tools/', '.venv/', 'build/',
+NOT_SHIPPED = ('tests/', 'lab/', 'bench/', 'molecule/', 'internal/', 'modules/', 'cmd/', 'tools/', '.venv/', 'build/',
                'dist/', '.ci/', 'inventory/lab/', 'Makefile', 'ansible.cfg', 'go.mod', 'go.sum', 'HACKING.md',
-               'requirements.txt', 'execution-environment.yml', 'playbooks/host-incus-update.yaml', '.gitignore')
+               'requirements.txt', 'execution-environment.yml', 'playbooks/host-incus-update.yaml', '.gitignore',
+               '.ansible-lint', '.ansible/')
 # The instances with sshd behind each lab host (bb1 has none: its part is switched off).
 INSTANCES = {'deb1': 'lab-host1', 'deb-prod': 'lab-host1', 'deb2': 'lab-host2'}
 DRIFT_CLIENT = 'automation-scripts'   # a client of the lab inventory, removed by hand
