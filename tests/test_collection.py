@@ -20,6 +20,7 @@ What it proves:
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tarfile
+import tempfile
 
 import pytest
 import yaml
@@ -139,6 +141,15 @@ def inventory(installed) -> list[str]:
     return ['-i', str(dest / 'hosts.yml'), '-i', str(dest / 'instances.yml')]
 
 
+@pytest.fixture
+def libvirt_pki():
+    """The lab hosts' libvirt PKI files, held against tests that empty them meanwhile
+    (tests/test_libvirt_cert.py takes the same lock); taken before the trust stores'."""
+    with open(pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock', 'a+') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 # ---------------------------------------------------------------- the tarball
 
 def test_tarball_has_both_architectures_and_every_module(members):
@@ -223,7 +234,7 @@ def test_ansible_doc_renders_from_the_installed_collection(installed):
     assert 'incus_trust was not found' in res.stderr and 'MODULE' not in res.stdout, res.stdout + res.stderr
 
 
-def test_fqcn_playbook_converges_and_packaged_playbook_converges(installed, inventory, trust_stores):
+def test_fqcn_playbook_converges_and_packaged_playbook_converges(installed, inventory, libvirt_pki, trust_stores):
     (installed.work / 'site.yml').write_text(USER_PLAYBOOK)
     for store in trust_stores.values():
         for entry in store.named(DRIFT_CLIENT):
