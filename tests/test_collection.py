@@ -142,9 +142,9 @@ def inventory(installed) -> list[str]:
 
 
 @pytest.fixture
-def libvirt_pki():
-    """The lab hosts' libvirt PKI files, held against tests that empty them meanwhile
-    (tests/test_libvirt_cert.py takes the same lock); taken before the trust stores'."""
+def libvirt_pki(trust_stores):
+    """The lab hosts' libvirt PKI files, held against the libvirt tests, which empty them
+    meanwhile (their lock; taken after the trust stores', as every holder of both does)."""
     with open(pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock', 'a+') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -234,7 +234,7 @@ def test_ansible_doc_renders_from_the_installed_collection(installed):
     assert 'incus_trust was not found' in res.stderr and 'MODULE' not in res.stdout, res.stdout + res.stderr
 
 
-def test_fqcn_playbook_converges_and_packaged_playbook_converges(installed, inventory, libvirt_pki, trust_stores):
+def test_fqcn_playbook_converges_and_packaged_playbook_converges(installed, inventory, trust_stores, libvirt_pki):
     (installed.work / 'site.yml').write_text(USER_PLAYBOOK)
     for store in trust_stores.values():
         for entry in store.named(DRIFT_CLIENT):

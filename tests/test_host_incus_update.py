@@ -202,7 +202,18 @@ def lab_state(lab_hosts) -> pathlib.Path:
 
 
 @pytest.fixture
-def lab(lab_state, trust_stores):
+def libvirt_pki(trust_stores):
+    """The lab hosts' libvirt PKI files, held against the libvirt tests, which empty them
+    meanwhile (their lock; taken after the trust stores', as every holder of both does)."""
+    import fcntl
+    import tempfile
+    with open(pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock', 'a+') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def lab(lab_state, trust_stores, libvirt_pki):
     """The converged lab; whatever the test does, it is put back exactly afterwards."""
     lab = Lab(lab_state, trust_stores)
     try:
