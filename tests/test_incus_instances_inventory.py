@@ -508,7 +508,9 @@ def test_host_incus_update_updates_the_same_instances_as_with_the_static_list(la
     (static / 'instances.yml').write_text(STATIC_INSTANCES.read_text())
     sshd_instances = {'deb1': ('lab-host1', 'default'), 'deb-prod': ('lab-host1', 'production'),
                       'deb2': ('lab-host2', 'default')}
-    saved = {n: instance_sh(h, n, p, f'cat {INSTANCE_FILE}').stdout for n, (h, p) in sshd_instances.items()}
+    # what the files hold now (None: absent), put back at the end
+    saved = {n: (r.stdout if r.returncode == 0 else None)
+             for n, (h, p) in sshd_instances.items() for r in [instance_sh(h, n, p, f'cat {INSTANCE_FILE}', check=False)]}
     drift = 'echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHdyaWZ0ZWRkcmlmdGVkZHJpZnRlZGRyaWZ0ZWRkcmlm drift" >> ' + INSTANCE_FILE
 
     def drifted_run(inventory):
@@ -532,8 +534,9 @@ def test_host_incus_update_updates_the_same_instances_as_with_the_static_list(la
         assert again.rc == 0 and all(again.changed(h) == 0 for h in HOSTS), again
     finally:
         for n, (h, p) in sshd_instances.items():
-            subprocess.run(['incus', 'exec', n, '--project', p, '--', 'sh', '-c', f'cat > {INSTANCE_FILE}'],
-                           input=saved[n], text=True, check=True, timeout=60,
+            script = f'rm -f {INSTANCE_FILE}' if saved[n] is None else f'cat > {INSTANCE_FILE}'
+            subprocess.run(['incus', 'exec', n, '--project', p, '--', 'sh', '-c', script],
+                           input=saved[n] or '', text=True, check=True, timeout=60,
                            env=dict(os.environ, INCUS_SOCKET=os.environ[f'LAB_{HOSTS[h][0].upper()}_SOCKET']))
 
 
