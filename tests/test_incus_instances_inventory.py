@@ -295,6 +295,16 @@ def test_the_unix_socket_of_a_host_that_is_the_controller(lab, tmp_path):
     assert listing.hostvars['deb1']['ansible_host'] == '127.0.0.1'
 
 
+def test_a_hostname_template_names_the_hosts(lab, tmp_path):
+    source = source_file(tmp_path, incus_hosts=[{'name': 'lab-host1', 'url': 'unix://' + os.environ['LAB_HOST1_SOCKET'],
+                                                 'gateway': '127.0.0.1'}],
+                         name_pattern='^(deb1|deb-prod)$', hostname='{{ project }}-{{ instance }}-{{ incus_os }}')
+    listing = inventory_list(source)
+    assert listing.rc == 0 and not listing.warnings, listing
+    assert set(listing.instances()) == {'default-deb1-debian', 'production-deb-prod-debian'}, listing
+    assert listing.hostvars['production-deb-prod-debian']['ansible_ssh2incus_instance'] == 'deb-prod'
+
+
 def test_a_certificate_restricted_to_production_lists_exactly_productions_instances(lab, tmp_path, trust_stores):
     cert = make_client_cert(tmp_path, unique_name('inv-prod-only'))
     key = tmp_path / 'client.key'

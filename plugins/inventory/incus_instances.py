@@ -114,12 +114,14 @@ EXAMPLES = r"""
 # instances.incus_instances.yml, beside a hosts.yml that defines the group incus
 plugin: incus_instances
 
+---
 # every state, only the projects default and production, names without a "tmp-" prefix
 plugin: incus_instances
 status: []
 projects: [default, production]
 name_pattern: '^(?!tmp-)'
 
+---
 # busybox instances have no Python: group them by their image's OS (group_vars/incus_os_busybox.yml)
 plugin: incus_instances
 keyed_groups:
@@ -128,6 +130,7 @@ keyed_groups:
 compose:
   ansible_user: incus_user_config['user.login'] | default('root')
 
+---
 # one Incus host named explicitly, its server certificate pinned, cached for an hour
 plugin: incus_instances
 incus_hosts:
@@ -508,7 +511,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 variables = dict(instance_hostvars(incus_host, gateways[incus_host], record),
                                  instance=record['name'], project=record['project'])
                 self.templar.available_variables = variables
-                return to_native(self.templar.template(template))
+                name = to_native(self.templar.template(template)).strip()
+                return name or long_hostname(incus_host, record)
         names = assign_hostnames(entries, render, taken=self.inventory.hosts.keys())
 
         strict = self.get_option('strict')
