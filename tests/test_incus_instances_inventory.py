@@ -135,6 +135,16 @@ def test_an_unknown_url_scheme_is_one_error_naming_the_url():
         inv.fetch_instances({'url': 'http://x:8443'}, 5)
 
 
+def test_a_client_key_that_is_missing_or_not_the_certificates_is_one_error_naming_both_files(tmp_path):
+    a, b = make_client_cert(tmp_path, 'a'), make_client_cert(tmp_path, 'b')
+    (tmp_path / 'b.key').write_text(b.key_pem)
+    for key, why in ((tmp_path / 'b.key', 'key values mismatch'), (tmp_path / 'missing.key', 'No such file')):
+        with pytest.raises(inv.IncusHostError) as err:
+            inv.fetch_instances({'url': 'https://127.0.0.1:1', 'client_cert': str(a.cert_path), 'client_key': str(key)}, 5)
+        assert str(err.value).startswith(f'cannot load the client certificate {a.cert_path} with its key {key}: ')
+        assert why in str(err.value) and b.key_pem.splitlines()[1] not in str(err.value)
+
+
 # ---------------------------------------------------------------- lab helpers
 
 def plain(value):

@@ -320,7 +320,7 @@ def fetch_instances(settings, timeout):
             ctx.load_cert_chain(os.path.expanduser(cert), os.path.expanduser(key))
         except (OSError, ssl.SSLError) as e:
             raise IncusHostError('cannot load the client certificate %s with its key %s: %s'
-                                 % (cert, key, getattr(e, 'strerror', None) or e.__class__.__name__)) from None
+                                 % (cert, key, e.strerror or getattr(e, 'reason', None) or e)) from None
         pinned = None
         if settings.get('server_cert'):
             pinned = read_pem_certificate(os.path.expanduser(settings['server_cert']))
