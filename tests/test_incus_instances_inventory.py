@@ -349,7 +349,7 @@ def twins(lab):
 
 def test_one_name_in_two_projects_becomes_two_hosts_each_reachable_through_the_gateway(lab, twins, tmp_path):
     name, projects = twins
-    hosts = incus_hosts_file(tmp_path, lab, **{'lab-host2': None})
+    incus_hosts_file(tmp_path, lab, **{'lab-host2': None})
     (tmp_path / 'group_vars').mkdir()
     (tmp_path / 'group_vars' / 'incus_instances.yml').write_text(
         (LAB_INVENTORY / 'group_vars' / 'incus_instances.yml').read_text().replace('{{ lab_state }}', str(lab)))

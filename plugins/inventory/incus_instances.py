@@ -505,15 +505,14 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             entries += [(name, r) for r in select_instances(results.get(name, []), **filters)]
 
         template = self.get_option('hostname')
-        render = None
-        if template:
-            def render(incus_host, record):
-                variables = dict(instance_hostvars(incus_host, gateways[incus_host], record),
-                                 instance=record['name'], project=record['project'])
-                self.templar.available_variables = variables
-                name = to_native(self.templar.template(template)).strip()
-                return name or long_hostname(incus_host, record)
-        names = assign_hostnames(entries, render, taken=self.inventory.hosts.keys())
+
+        def render(incus_host, record):
+            variables = dict(instance_hostvars(incus_host, gateways[incus_host], record),
+                             instance=record['name'], project=record['project'])
+            self.templar.available_variables = variables
+            name = to_native(self.templar.template(template)).strip()
+            return name or long_hostname(incus_host, record)
+        names = assign_hostnames(entries, render if template else None, taken=self.inventory.hosts.keys())
 
         strict = self.get_option('strict')
         for hostname, (incus_host, record) in zip(names, entries):
