@@ -138,7 +138,7 @@ def inventory(installed) -> list[str]:
         lab_missing(f'{LAB_INVENTORY / "hosts.yml"} is missing')
     dest = installed.root / 'inventory'
     shutil.copytree(LAB_INVENTORY, dest)
-    return ['-i', str(dest / 'hosts.yml'), '-i', str(dest / 'instances.yml')]
+    return ['-i', str(dest / 'hosts.yml'), '-i', str(dest / 'instances.incus_instances.yml')]
 
 
 @pytest.fixture

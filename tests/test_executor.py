@@ -232,7 +232,7 @@ def test_async_falls_back_to_the_stock_path_and_warns_once(lab, tmp_path):
     assert not (tmp_path / 'cache').exists()
 
 
-INSTANCES = REPO / 'inventory' / 'lab' / 'instances.yml'
+INSTANCES = REPO / 'inventory' / 'lab'   # the instances come from the incus_instances inventory plugin
 
 
 def instance_play(tmp_path, text, *args, **env):

@@ -123,16 +123,19 @@ def _arch_case(binaries: dict[str, LocalBinary]) -> str:
     return 'M=$(uname -m); case $M in %s esac' % ' '.join(branches)
 
 
+def _prologue(binaries: dict[str, LocalBinary], cache_root: str | None) -> str:
+    """Both scripts start here: private umask (O keeps the caller's), U the uid, R the
+    cache root, M/A/H the architecture and expected sha256, B the cached file."""
+    return '; '.join(['O=$(umask); umask 077', 'U=$(id -u)', root_expression(cache_root), _arch_case(binaries),
+                      'B="$R/%s-$H"' % BINARY])
+
+
 def hit_script(module: str, binaries: dict[str, LocalBinary], cache_root: str | None, env: str = '') -> str:
     """The one remote command of a converged task (one line: the ssh2incus gateway mangles
     newlines). It prints a ``@@incus-access`` line instead of running the module when the
     cache cannot be used as it is; the arguments come on stdin."""
     return '; '.join([
-        'O=$(umask); umask 077',
-        'U=$(id -u)',
-        root_expression(cache_root),
-        _arch_case(binaries),
-        'B="$R/%s-$H"' % BINARY,
+        _prologue(binaries, cache_root),
         # The root must be ours and private: whoever can write there runs code as us.
         'if [ -d "$R" ]; then D=$(stat -c "%u %a" "$R"); '
         'if [ "$D" != "$U 700" ]; then echo "' + MARK + ' unsafe $D $U $R"; exit 0; fi; '
@@ -168,11 +171,7 @@ def install_script(module: str, binaries: dict[str, LocalBinary], cache_root: st
     # The upload and the remote tmp dir it sits in go in every case.
     drop = 'rm -f %s; rmdir %s 2>/dev/null' % (up, shlex.quote(upload_dir))
     return '; '.join([
-        'O=$(umask); umask 077',
-        'U=$(id -u)',
-        root_expression(cache_root),
-        _arch_case(binaries),
-        'B="$R/%s-$H"' % BINARY,
+        _prologue(binaries, cache_root),
         'mkdir -p "$R" 2>/dev/null || { ' + drop + '; echo "' + MARK + ' nodir $R"; exit 0; }',
         'D=$(stat -c "%u %a" "$R"); if [ "$D" != "$U 700" ]; then ' + drop + '; echo "' + MARK + ' unsafe $D $U $R"; exit 0; fi',
         'P=$(mktemp "$R/.stage.XXXXXX") || { ' + drop + '; echo "' + MARK + ' nodir $R"; exit 0; }',
