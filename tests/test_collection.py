@@ -34,7 +34,7 @@ import tempfile
 import pytest
 import yaml
 
-from conftest import _FATAL, _RECAP, ANSIBLE_BIN, LAB_INVENTORY, REPO, PlaybookRun, lab_missing
+from conftest import _FATAL, _RECAP, ANSIBLE_BIN, _keep_log, LAB_INVENTORY, REPO, PlaybookRun, lab_missing
 
 NS, NAME = 'incus_access', 'fleet'
 FQ = f'{NS}.{NAME}'
@@ -115,12 +115,16 @@ class Installed:
 
     def playbook(self, playbook: str, *args: str) -> PlaybookRun:
         res = self.run('ansible-playbook', playbook, *args, timeout=900)
-        run = PlaybookRun(args=[playbook, *args], rc=res.returncode, output=res.stdout + res.stderr)
+        out = res.stdout + res.stderr
+        run = PlaybookRun(args=[playbook, *args], rc=res.returncode, output=out, log=_keep_log(out))
         keys = ('ok', 'changed', 'unreachable', 'failed', 'skipped', 'rescued', 'ignored')
         for m in _RECAP.finditer(run.output):
             run.recap[m.group(1)] = dict(zip(keys, map(int, m.groups()[1:])))
         for m in _FATAL.finditer(run.output):
-            run.fatal[m.group(1)] = m.group(2)
+            try:
+                run.fatal[m.group(1)] = json.loads(m.group(2))
+            except ValueError:
+                run.fatal[m.group(1)] = {'msg': m.group(2)}
         return run
 
 
@@ -265,7 +269,7 @@ def test_fqcn_playbook_converges_and_packaged_playbook_converges(installed, inve
     assert f'TASK [{FQ}.update_summary : Summarize this host]' in packaged.output
 
 
-def test_stock_path_sends_the_targets_binary_not_the_marker(installed, lab_hosts):
+def test_stock_path_sends_the_targets_binary_not_the_marker(installed, lab_hosts, trust_stores):
     # An async task takes Ansible's stock binary-module path (the executor's fallback),
     # here on the controller itself (connection local: no 16 MiB upload): had the marker
     # been sent instead of the binary, the task would fail with the marker's message.
@@ -277,14 +281,8 @@ def test_stock_path_sends_the_targets_binary_not_the_marker(installed, lab_hosts
     assert 'localhost: module cache not used (async task)' in ' '.join(res.stderr.split()), res.stderr
     out = json.loads(res.stdout.split('localhost | SUCCESS =>', 1)[1])
     assert out['changed'] is False and out['finished'] == 1, out
-    names = {e['name'] for e in trust_store_entries(lab_hosts['lab-host1'])}
+    names = {e['name'] for e in trust_stores['lab-host1'].entries()}   # held: nobody changes it meanwhile
     assert {c['name'] for c in out['certificates']} == names, out
-
-
-def trust_store_entries(socket: str) -> list[dict]:
-    res = subprocess.run(['incus', 'query', '/1.0/certificates?recursion=1'], env=dict(os.environ, INCUS_SOCKET=socket),
-                         capture_output=True, text=True, timeout=60, check=True)
-    return json.loads(res.stdout)
 
 
 # ---------------------------------------------------------------- execution environment
