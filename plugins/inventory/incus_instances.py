@@ -34,7 +34,7 @@ description:
   - An Incus host that cannot be asked (unreachable, the client certificate not trusted, a server certificate that
     does not match the pinned one) gives one warning that names the host and the reason. The other hosts are still
     listed. With O(fail_on_errors) the inventory fails instead. Keys are never printed.
-author: incus-access contributors
+author: incus-access contributors (@incus-access)
 extends_documentation_fragment:
   - constructed
   - inventory_cache
@@ -403,7 +403,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         fetched, errors = self._fetch_all(to_fetch)
         results.update(fetched)
         if self.get_option('cache') and (fetched or not use_cache):
-            self._cache[cache_key] = {name: results[name] for name, _ in hosts if name in results}
+            self._cache[cache_key] = {name: results[name] for name, _settings in hosts if name in results}
 
         if errors:
             lines = ['Incus host %r: %s' % (name, why) for name, why in errors.items()]
