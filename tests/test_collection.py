@@ -7,12 +7,13 @@ What it proves:
 - the tarball holds an x86-64 and an aarch64 ELF of the multi-call binary (every module in
   it) with their sha256 files, a small marker per module that Ansible classifies as a
   binary module, and nothing galaxy.yml's build_ignore leaves out (sources, tests, lab...);
-- ansible-doc renders the three modules, the connection plugin and each role's argument
-  spec from the installed collection;
+- ansible-doc renders the three modules, the connection and inventory plugins and each
+  role's argument spec from the installed collection;
 - a playbook using only FQCNs repairs a drifted lab (a trust entry removed on both hosts),
-  reaches the instances through the gateway with incus_access.fleet.ssh2incus, and the
-  second run changes nothing; the packaged playbook incus_access.fleet.host_incus_update
-  then repairs a drift of its own and touches nothing else;
+  reaches the instances (listed by incus_access.fleet.incus_instances) through the gateway
+  with incus_access.fleet.ssh2incus, and the second run changes nothing; the packaged
+  playbook incus_access.fleet.host_incus_update then repairs a drift of its own and touches
+  nothing else;
 - the stock binary-module path (an async task) works with the marker: the action plugin
   sends the target's binary from the installed collection;
 - ansible-builder makes an execution environment build context holding this tarball.
@@ -228,6 +229,8 @@ def test_ansible_doc_renders_from_the_installed_collection(installed):
         assert f'{option}' in res.stdout and 'cache root' in res.stdout.lower(), m   # options, executor fragment
     res = installed.run('ansible-doc', '-t', 'connection', f'{FQ}.ssh2incus')
     assert res.returncode == 0 and where in res.stdout and 'ssh2incus_project' in res.stdout, res.stdout + res.stderr
+    res = installed.run('ansible-doc', '-t', 'inventory', f'{FQ}.incus_instances')
+    assert res.returncode == 0 and where in res.stdout and 'keyed_groups' in res.stdout, res.stdout + res.stderr
     for role in ROLES:
         res = installed.run('ansible-doc', '-t', 'role', f'{FQ}.{role}')
         assert res.returncode == 0, res.stderr
