@@ -31,7 +31,12 @@ func Run(m *ansible.Context, p *Params) error {
 	if !ok {
 		return fmt.Errorf("%s does not exist: is libvirtd installed here?", p.Path)
 	}
-	pl, err := PlanAllowedDNs(data, p.DNs)
+	var pl *Plan
+	if p.DNs == nil {
+		pl, err = current(data)
+	} else {
+		pl, err = PlanAllowedDNs(data, p.DNs)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", p.Path, err)
 	}
@@ -83,6 +88,19 @@ func Run(m *ansible.Context, p *Params) error {
 	}
 	m.Msg = fmt.Sprintf("set %s in %s: %s", Key, p.Path, summary)
 	return nil
+}
+
+// current is the plan of a task without dns: the file as it is, the list it holds.
+func current(data []byte) (*Plan, error) {
+	c, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	pl := &Plan{Data: data, After: []string{}}
+	if es := c.Lookup(Key); len(es) > 0 {
+		pl.After, _ = es[0].Value.Strings()
+	}
+	return pl, nil
 }
 
 // currentAttrs are the file's owner, group, mode and SELinux label, which the new content keeps.
