@@ -16,6 +16,7 @@ import os
 import pathlib
 import re
 import socket
+import subprocess
 import ssl
 
 import yaml
@@ -297,3 +298,25 @@ def test_an_empty_list_is_never_written(pki, inline_ca, lab_state):
         assert run.failed(h), run
         assert f'libvirt_cert: no client DN to allow on {h}' in run.output, run
     assert {n: conf_path(lab_state, n).read_bytes() for n in (1, 2)} == before
+
+
+# ---------------------------------------------------------------- the names clients dial
+
+def test_server_san_extra_adds_a_name_clients_can_dial(pki, inline_ca, lab_state, tmp_path):
+    """Live migration dials the destination by the name in its URI; virsh checks the server
+    certificate against it as the migration does. `localhost` is not a default SAN."""
+    assert role_run(extra_vars=inline_ca['vars']).rc == 0
+    client = client_dir(pki[1], tmp_path, 'host1')
+    by_name = ['virsh', '-c', f'test+tls://localhost:{PORT}/default?pkipath={client}', 'uri']
+    res = subprocess.run(by_name, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and 'does not match' in res.stderr, res
+    pid1 = pid(lab_state, 1)
+
+    run = role_run('-v', extra_vars=inline_ca['vars'] | {'libvirt_cert_server_san_extra': ['localhost']})
+    assert run.rc == 0, run
+    cert = x509.load_pem_x509_certificate((pki[1] / 'libvirt' / 'servercert.pem').read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.DNSName)) == {'lab-host1', 'localhost'}
+    res = subprocess.run(by_name, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res
+    assert pid(lab_state, 1) == pid1, 'the new server certificate needed a restart'
