@@ -87,7 +87,17 @@ start() { # N
   log "libvirtd host$n on $(addr "$n"):$PORT (TLS, test driver, pid $(cat "$r/libvirtd.pid" 2>/dev/null))"
 }
 
-stop() { stop_pid "$(run_dir "$1")/libvirtd.pid" "$(run_dir "$1")/libvirtd.conf"; }
+# stop N: the daemon in the pid file, or (the file lost) the libvirtd of this
+# configuration that listens on the host's address.
+stop() {
+  local r pid
+  r=$(run_dir "$1")
+  if [[ ! -f $r/libvirtd.pid ]]; then
+    pid=$(ss -Hltnp "sport = :$PORT" | grep -F "$(addr "$1"):$PORT" | sed -n 's/.*"libvirtd",pid=\([0-9]*\).*/\1/p' | head -1)
+    [[ -n $pid ]] && echo "$pid" >"$r/libvirtd.pid"
+  fi
+  stop_pid "$r/libvirtd.pid" "$r/libvirtd.conf"
+}
 
 status() {
   local n

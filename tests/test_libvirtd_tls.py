@@ -320,3 +320,21 @@ def test_server_san_extra_adds_a_name_clients_can_dial(pki, inline_ca, lab_state
     res = subprocess.run(by_name, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res
     assert pid(lab_state, 1) == pid1, 'the new server certificate needed a restart'
+
+
+def test_own_tls_paths_in_libvirtd_conf_mean_a_restart(pki, inline_ca, lab_state, tmp_path):
+    """server-update-tls re-reads libvirt's default paths whatever libvirtd.conf says: with
+    paths of its own (here another spelling of the same file) the role restarts instead."""
+    assert role_run(extra_vars=inline_ca['vars'] | SHORT).rc == 0
+    with open(conf_path(lab_state, 1), 'a') as f:
+        f.write('ca_file = "/etc/pki/CA/../CA/cacert.pem"\n')
+    assert libvirtd('restart', '1').returncode == 0
+    pid1, pid2 = pid(lab_state, 1), pid(lab_state, 2)
+    run = role_run(extra_vars=inline_ca['vars'] | RENEW)
+    assert run.rc == 0, run
+    assert ('libvirt_cert: libvirtd on lab-host1 restarts: the server or CA certificate was renewed and libvirtd.conf '
+            'names its own ca_file/cert_file/key_file') in run.output, run
+    assert [t for t, _ in run.changed_tasks('lab-host1')].count(T_RESTART) == 1, run
+    assert T_UPDATE_TLS in [t for t, _ in run.changed_tasks('lab-host2')], run
+    assert pid(lab_state, 1) != pid1 and pid(lab_state, 2) == pid2
+    assert served_cert(1, client_dir(pki[1], tmp_path, 'own-paths')) == file_cert(pki[1] / 'libvirt' / 'servercert.pem')
