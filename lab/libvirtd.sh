@@ -93,8 +93,8 @@ stop() {
   local r pid
   r=$(run_dir "$1")
   if [[ ! -f $r/libvirtd.pid ]]; then
-    pid=$(ss -Hltnp "sport = :$PORT" | grep -F "$(addr "$1"):$PORT" | sed -n 's/.*"libvirtd",pid=\([0-9]*\).*/\1/p' | head -1)
-    [[ -n $pid ]] && echo "$pid" >"$r/libvirtd.pid"
+    pid=$(ss -Hltnp "sport = :$PORT" | grep -F "$(addr "$1"):$PORT" | sed -n 's/.*"libvirtd",pid=\([0-9]*\).*/\1/p' | head -1) || true
+    if [[ -n $pid ]]; then echo "$pid" >"$r/libvirtd.pid"; fi
   fi
   stop_pid "$r/libvirtd.pid" "$r/libvirtd.conf"
 }
