@@ -45,6 +45,10 @@ def pki(lab_state, tmp_path):
     the lab libvirtd's state come back afterwards."""
     with open(LOCK, 'a+') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # The daemons as this checkout's lab/libvirtd.sh runs them (its libvirtd.conf, its
+        # mount namespace), whatever another checkout's script left.
+        for n in (1, 2):
+            libvirtd('restart', str(n))
         saved = tmp_path / 'saved'
         dirs = {n: (lab_state / f'host{n}' / 'pki', lab_state / f'host{n}' / 'libvirt' / 'libvirtd.conf') for n in (1, 2)}
         for n, (d, allowed) in dirs.items():

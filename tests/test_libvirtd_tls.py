@@ -109,6 +109,12 @@ def role_run(*args, extra_vars: dict, **kw):
     return cert_run(*args, extra_vars=extra_vars | {'lab_root': str(REPO)}, **kw)
 
 
+def ok(run):
+    """The run succeeded (else the failures first: the output is long)."""
+    assert run.rc == 0, f'{run.fatal}\n{run}'
+    return run
+
+
 def assert_each_host_accepts_each_client(tmp_path: pathlib.Path, pki_dirs: dict, tag: str):
     for m in (1, 2):
         client = client_dir(pki_dirs[m], tmp_path, f'{tag}-host{m}')
@@ -158,7 +164,7 @@ RENEW = {'libvirt_cert_renew_before_days': 15}
 
 
 def test_renewed_certificates_are_read_without_a_restart(pki, inline_ca, lab_state, tmp_path):
-    assert role_run(extra_vars=inline_ca['vars'] | SHORT).rc == 0
+    ok(role_run(extra_vars=inline_ca['vars'] | SHORT))
     pids = {n: pid(lab_state, n) for n in (1, 2)}
     old_client = client_dir(pki[1], tmp_path, 'old-host1')
     before = {n: served_cert(n, old_client) for n in (1, 2)}
@@ -193,7 +199,7 @@ def test_renewed_certificates_are_read_without_a_restart(pki, inline_ca, lab_sta
 
 
 def test_without_virt_admin_the_role_restarts_and_says_so(pki, inline_ca, lab_state, tmp_path):
-    assert role_run(extra_vars=inline_ca['vars'] | SHORT).rc == 0
+    ok(role_run(extra_vars=inline_ca['vars'] | SHORT))
     pids = {n: pid(lab_state, n) for n in (1, 2)}
     run = role_run(extra_vars=inline_ca['vars'] | RENEW | {'libvirt_cert_virt_admin': '/nonexistent/virt-admin'})
     assert run.rc == 0, run
@@ -244,7 +250,7 @@ def test_adding_and_removing_a_host_changes_the_others_lists(pki, inline_ca, lab
 
 
 def test_a_limited_run_leaves_the_list_alone(pki, inline_ca, lab_state):
-    assert role_run(extra_vars=inline_ca['vars']).rc == 0
+    ok(role_run(extra_vars=inline_ca['vars']))
     conf = conf_path(lab_state, 1).read_bytes()
     run = role_run('--limit', 'lab-host1', extra_vars=inline_ca['vars'] | {'libvirt_cert_subject': SEED | {'organization': 'example.org'}})
     assert run.rc == 0, run
@@ -290,7 +296,7 @@ def test_the_users_settings_and_comments_stay_byte_for_byte(pki, inline_ca, lab_
 
 
 def test_an_empty_list_is_never_written(pki, inline_ca, lab_state):
-    assert role_run(extra_vars=inline_ca['vars']).rc == 0
+    ok(role_run(extra_vars=inline_ca['vars']))
     before = {n: conf_path(lab_state, n).read_bytes() for n in (1, 2)}
     run = role_run(extra_vars=inline_ca['vars'] | {'libvirt_cert_allowed_dns': []})
     assert run.rc != 0, run
@@ -305,7 +311,7 @@ def test_an_empty_list_is_never_written(pki, inline_ca, lab_state):
 def test_server_san_extra_adds_a_name_clients_can_dial(pki, inline_ca, lab_state, tmp_path):
     """Live migration dials the destination by the name in its URI; virsh checks the server
     certificate against it as the migration does. `localhost` is not a default SAN."""
-    assert role_run(extra_vars=inline_ca['vars']).rc == 0
+    ok(role_run(extra_vars=inline_ca['vars']))
     client = client_dir(pki[1], tmp_path, 'host1')
     by_name = ['virsh', '-c', f'test+tls://localhost:{PORT}/default?pkipath={client}', 'uri']
     res = subprocess.run(by_name, capture_output=True, text=True, timeout=60)
@@ -325,7 +331,7 @@ def test_server_san_extra_adds_a_name_clients_can_dial(pki, inline_ca, lab_state
 def test_own_tls_paths_in_libvirtd_conf_mean_a_restart(pki, inline_ca, lab_state, tmp_path):
     """server-update-tls re-reads libvirt's default paths whatever libvirtd.conf says: with
     paths of its own (here another spelling of the same file) the role restarts instead."""
-    assert role_run(extra_vars=inline_ca['vars'] | SHORT).rc == 0
+    ok(role_run(extra_vars=inline_ca['vars'] | SHORT))
     with open(conf_path(lab_state, 1), 'a') as f:
         f.write('ca_file = "/etc/pki/CA/../CA/cacert.pem"\n')
     assert libvirtd('restart', '1').returncode == 0
