@@ -245,3 +245,31 @@ func TestTLSFilesAndAdminURI(t *testing.T) {
 		t.Fatal(u)
 	}
 }
+
+// Whatever a DN holds: the planned file parses, reads back as the entries, and every other
+// statement is unchanged (go test -fuzz FuzzPlanReadsBack ./internal/libvirtdconf).
+func FuzzPlanReadsBack(f *testing.F) {
+	for _, s := range []string{dn1, `CN=O'Brien`, `CN=a\"b',O=x`, `CN=x"""y'`, `"`, `'"`, "CN=*?[]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, dn string) {
+		pl, err := PlanAllowedDNs([]byte(stock), []string{dn, dn1})
+		if err != nil {
+			if strings.TrimSpace(dn) == "" || strings.ContainsFunc(dn, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+				return
+			}
+			t.Fatalf("%q: %v", dn, err)
+		}
+		c, err := Parse(pl.Data)
+		if err != nil {
+			t.Fatalf("%q: the planned file does not parse: %v", dn, err)
+		}
+		got, _ := c.Lookup(Key)[0].Value.Strings()
+		if !slices.Equal(got, pl.After) || len(c.Entries) != 6 {
+			t.Fatalf("%q: reads back as %q (%d statements)", dn, got, len(c.Entries))
+		}
+		if e, exact := AllowedEntry(dn); exact && !slices.Contains(got, dn) || !exact && !slices.Contains(got, e) {
+			t.Fatalf("%q: not listed in %q", dn, got)
+		}
+	})
+}
