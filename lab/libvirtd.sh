@@ -83,7 +83,7 @@ start() { # N
     ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT" && break
     sleep 0.1
   done
-  ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT" || { tail -5 "$r/libvirtd.out" "$r/libvirtd.log" >&2 2>/dev/null; die "libvirtd host$n did not start"; }
+  ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT" || { tail -5 "$r/libvirtd.out" "$r/libvirtd.log" >&2 2>/dev/null || true; die "libvirtd host$n did not start"; }
   log "libvirtd host$n on $(addr "$n"):$PORT (TLS, test driver, pid $(cat "$r/libvirtd.pid" 2>/dev/null))"
 }
 
