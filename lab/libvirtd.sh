@@ -37,7 +37,10 @@ write_conf() {
   mkdir -p "$r/sock" "$r/drivers"
   if [[ -f $r/libvirtd.conf ]]; then
     grep -q '^# lab host.*written by lab/libvirtd.sh from allowed_dns' "$r/libvirtd.conf" || return 0
-    list=$(sed -n 's/^tls_allowed_dn_list = //p' "$r/libvirtd.conf" | head -1)
+    # the value: from "tls_allowed_dn_list =" to the line that closes the list (one or several lines)
+    list=$(awk '/^tls_allowed_dn_list[ \t]*=/ { on = 1; sub(/^tls_allowed_dn_list[ \t]*=[ \t]*/, "") }
+                on { print; if (index($0, "]")) exit }' "$r/libvirtd.conf")
+    [[ $list == *\]* ]] || list='["CN=nobody (the libvirt_cert role has not set the list yet)"]'
     rm -f "$r/allowed_dns"
   fi
   cat >"$r/libvirtd.conf.new" <<CONF
