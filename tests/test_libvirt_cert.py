@@ -71,12 +71,12 @@ def pki(lab_state, tmp_path):
 
 
 def allowed_dns(lab_state: pathlib.Path, n: int) -> set[str]:
-    """The DNs of tls_allowed_dn_list in lab host n's libvirtd.conf (the role writes them
-    one per line, in double quotes)."""
+    """The DNs of tls_allowed_dn_list in lab host n's libvirtd.conf (one line or several;
+    the lab's DNs hold no quote characters)."""
     text = (lab_state / f'host{n}' / 'libvirt' / 'libvirtd.conf').read_text()
-    block = re.search(r'^tls_allowed_dn_list = \[(.*?)^\]', text, re.S | re.M)
-    assert block, text
-    return set(re.findall(r'^    "(.*)",?$', block.group(1), re.M))
+    value = re.search(r'^tls_allowed_dn_list\s*=\s*\[(.*?)\]', text, re.S | re.M)
+    assert value, text
+    return {a or b for a, b in re.findall(r'"([^"]*)"|\'([^\']*)\'', value.group(1))}
 
 
 def libvirtd(*args: str) -> subprocess.CompletedProcess:
