@@ -6,15 +6,17 @@
 #   libvirt/servercert.pem, libvirt/private/serverkey.pem, CA/cacert.pem   (the server)
 #   libvirt/clientcert.pem, libvirt/private/clientkey.pem                  (the host's client)
 # which the libvirt_cert role writes (the lab inventory points the role's path variables
-# there). tls_allowed_dn_list is read from $LAB_STATE/hostN/libvirt/allowed_dns, one DN per
-# line (the modules' subject_dn); a missing or empty file allows nobody.
-# Usage: lab/libvirtd.sh up|down|status|sync|restart N|check N PKIDIR|check-host N M
-#   up        start each host's daemon whose server certificate exists (says so otherwise)
-#   sync      what an operator does after host-incus-update issued certificates: each
-#             host's allowed_dns := the DNs of every lab host's client certificate
-#             (virt-pki-query-dn), and a daemon is (re)started when its list changed, a
-#             certificate is newer than the daemon, or it does not run
-#   restart N stop and start host N's daemon: re-reads allowed_dns and the certificates
+# there). Each daemon runs in its own mount namespace whose /etc/pki (a tmpfs over the
+# host's empty /etc/pki) links CA/ and libvirt/ to its host's pki directory: the daemon
+# reads libvirt's default paths, so `virt-admin server-update-tls` reloads them as on a
+# real host. Its configuration, $LAB_STATE/hostN/libvirt/libvirtd.conf, is written once
+# (listen address, port, sockets, log; a placeholder tls_allowed_dn_list that nobody
+# matches) and from then on belongs to the libvirt_cert role, which sets the DN list and
+# restarts the daemon with `restart N` (inventory/lab: libvirt_cert_libvirtd_restart_command).
+# Usage: lab/libvirtd.sh up|down|status|restart N|check N PKIDIR|check-host N M
+#   up        write missing configurations; start each host's daemon whose server
+#             certificate exists (says so otherwise)
+#   restart N stop and start host N's daemon: re-reads libvirtd.conf and the certificates
 #   check N D connect to host N as a client with D's cacert.pem, clientcert.pem, clientkey.pem
 #             (virsh test+tls): exit 0 when the daemon accepts the client
 #   check-host N M  the same with the client certificate lab host M holds (its seed layout
@@ -27,48 +29,45 @@ addr() { echo "127.0.0.$1"; }
 run_dir() { echo "$LAB_STATE/host$1/libvirt"; }
 pki() { echo "$LAB_STATE/host$1/pki"; }
 
-# conf_string VALUE: libvirtd.conf knows no escapes; pick quotes the value does not hold.
-conf_string() {
-  case $1 in
-    *\"*\'* | *\'*\"*) printf '"""%s"""' "$1" ;;
-    *\"*) printf "'%s'" "$1" ;;
-    *) printf '"%s"' "$1" ;;
-  esac
-}
-
-write_conf() { # N
-  local n=$1 r list="" dn
+# write_conf N: the configuration a lab host starts with, when it has none. A file from
+# before the role managed the list (the header names allowed_dns) is replaced, keeping its list.
+write_conf() {
+  local n=$1 r list='["CN=nobody (the libvirt_cert role has not set the list yet)"]'
   r=$(run_dir "$n")
   mkdir -p "$r/sock" "$r/drivers"
-  touch "$r/allowed_dns"
-  while IFS= read -r dn || [[ -n $dn ]]; do
-    [[ -z ${dn// /} || $dn == \#* ]] && continue
-    list+="${list:+, }$(conf_string "$dn")"
-  done <"$r/allowed_dns"
-  # An empty list would mean "no check at all" to libvirtd: allow a DN no certificate has.
-  [[ -n $list ]] || list='"CN=nobody (lab allowed_dns is empty)"'
-  cat >"$r/libvirtd.conf" <<CONF
-# lab host$n's libvirtd (written by lab/libvirtd.sh from allowed_dns)
+  if [[ -f $r/libvirtd.conf ]]; then
+    grep -q '^# lab host.*written by lab/libvirtd.sh from allowed_dns' "$r/libvirtd.conf" || return 0
+    # the value: from "tls_allowed_dn_list =" to the line that closes the list (one or several lines)
+    list=$(awk '/^tls_allowed_dn_list[ \t]*=/ { on = 1; sub(/^tls_allowed_dn_list[ \t]*=[ \t]*/, "") }
+                on { print; if (index($0, "]")) exit }' "$r/libvirtd.conf")
+    [[ $list == *\]* ]] || list='["CN=nobody (the libvirt_cert role has not set the list yet)"]'
+    rm -f "$r/allowed_dns"
+  fi
+  cat >"$r/libvirtd.conf.new" <<CONF
+# lab host$n's libvirtd, written once by lab/libvirtd.sh. The libvirt_cert role manages
+# tls_allowed_dn_list below; every other line is yours to change (restart N to apply).
 listen_tls = 1
 listen_tcp = 0
 listen_addr = "$(addr "$n")"
 tls_port = "$PORT"
 auth_tls = "none"
-key_file = $(conf_string "$(pki "$n")/libvirt/private/serverkey.pem")
-cert_file = $(conf_string "$(pki "$n")/libvirt/servercert.pem")
-ca_file = $(conf_string "$(pki "$n")/CA/cacert.pem")
-tls_allowed_dn_list = [$list]
+# TLS files: libvirt's defaults under /etc/pki, which this daemon's mount namespace maps
+# to $(pki "$n").
 unix_sock_dir = "$r/sock"
 log_outputs = "3:file:$r/libvirtd.log"
+
+# The client certificate DNs allowed to connect.
+#tls_allowed_dn_list = ["DN1", "DN2"]
+tls_allowed_dn_list = $list
 CONF
+  mv "$r/libvirtd.conf.new" "$r/libvirtd.conf"
 }
 
 start() { # N
   local n=$1 r p
   r=$(run_dir "$n")
   p=$(pki "$n")
-  mkdir -p "$r"
-  [[ -f $r/allowed_dns ]] || : >"$r/allowed_dns"
+  write_conf "$n"
   if pid_alive "$r/libvirtd.pid" "$r/libvirtd.conf"; then return; fi
   for f in libvirt/servercert.pem libvirt/private/serverkey.pem CA/cacert.pem; do
     if [[ ! -f $p/$f ]]; then
@@ -76,19 +75,32 @@ start() { # N
       return
     fi
   done
-  write_conf "$n"
   if ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT"; then die "$(addr "$n"):$PORT is taken by something else"; fi
-  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LIBVIRT_DRIVER_DIR="$r/drivers" HOME="$r" \
-    setsid libvirtd --listen -f "$r/libvirtd.conf" --pid-file "$r/libvirtd.pid" </dev/null >>"$r/libvirtd.out" 2>&1 &
+  mkdir -p /etc/pki # the mount point: empty on the machine, this host's pki inside the namespace
+  # exec: the pid file's process is libvirtd itself, inside its namespace.
+  env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LIBVIRT_DRIVER_DIR="$r/drivers" HOME="$r" PKI="$p" \
+    setsid unshare --mount --propagation private sh -c 'mount -t tmpfs -o mode=0755 lab-pki /etc/pki &&
+      ln -s "$PKI/CA" /etc/pki/CA && ln -s "$PKI/libvirt" /etc/pki/libvirt && exec "$@"' sh \
+    libvirtd --listen -f "$r/libvirtd.conf" --pid-file "$r/libvirtd.pid" </dev/null >>"$r/libvirtd.out" 2>&1 &
   for _ in $(seq 100); do
     ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT" && break
     sleep 0.1
   done
-  ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT" || { tail -5 "$r/libvirtd.out" "$r/libvirtd.log" >&2 2>/dev/null; die "libvirtd host$n did not start"; }
-  log "libvirtd host$n on $(addr "$n"):$PORT (TLS, test driver), $(grep -cv '^[[:space:]]*$' "$r/allowed_dns" || true) allowed DN(s)"
+  ss -Hltn "sport = :$PORT" | grep -q "$(addr "$n"):$PORT" || { tail -5 "$r/libvirtd.out" "$r/libvirtd.log" >&2 2>/dev/null || true; die "libvirtd host$n did not start"; }
+  log "libvirtd host$n on $(addr "$n"):$PORT (TLS, test driver, pid $(cat "$r/libvirtd.pid" 2>/dev/null))"
 }
 
-stop() { stop_pid "$(run_dir "$1")/libvirtd.pid" "$(run_dir "$1")/libvirtd.conf"; }
+# stop N: the daemon in the pid file, or (the file lost) the libvirtd of this
+# configuration that listens on the host's address.
+stop() {
+  local r pid
+  r=$(run_dir "$1")
+  if [[ ! -f $r/libvirtd.pid ]]; then
+    pid=$(ss -Hltnp "sport = :$PORT" | grep -F "$(addr "$1"):$PORT" | sed -n 's/.*"libvirtd",pid=\([0-9]*\).*/\1/p' | head -1) || true
+    if [[ -n $pid ]]; then echo "$pid" >"$r/libvirtd.pid"; fi
+  fi
+  stop_pid "$r/libvirtd.pid" "$r/libvirtd.conf"
+}
 
 status() {
   local n
@@ -97,34 +109,6 @@ status() {
       echo "libvirtd host$n: running on $(addr "$n"):$PORT"
     else
       echo "libvirtd host$n: stopped"
-    fi
-  done
-}
-
-sync() {
-  local n m r dns cert pid_file restart
-  dns=$(for m in 1 2; do
-    cert=$(pki "$m")/libvirt/clientcert.pem
-    if [[ -f $cert ]]; then virt-pki-query-dn "$cert"; fi
-  done | sort -u)
-  for n in 1 2; do
-    r=$(run_dir "$n")
-    pid_file=$r/libvirtd.pid
-    mkdir -p "$r"
-    restart=
-    if [[ $dns != "$(cat "$r/allowed_dns" 2>/dev/null)" ]]; then
-      printf '%s\n' "$dns" >"$r/allowed_dns"
-      restart="allowed DNs changed"
-    fi
-    if ! pid_alive "$pid_file" "$r/libvirtd.conf"; then
-      restart="not running"
-    elif [[ -n $(find "$(pki "$n")" -type f -newer "$pid_file" 2>/dev/null) ]]; then
-      restart=${restart:-certificates renewed}
-    fi
-    if [[ -n $restart ]]; then
-      log "libvirtd host$n: (re)start, $restart"
-      stop "$n"
-      start "$n"
     fi
   done
 }
@@ -149,9 +133,8 @@ case ${1:-} in
   up) for n in 1 2; do start "$n"; done ;;
   down) for n in 1 2; do stop "$n"; done ;;
   status) status ;;
-  sync) sync ;;
   restart) [[ ${2:-} == [12] ]] || die "usage: $0 restart 1|2"; stop "$2"; start "$2" ;;
   check) [[ ${2:-} == [12] ]] || die "usage: $0 check 1|2 PKIDIR"; check "$2" "${3:-}" ;;
   check-host) [[ ${2:-} == [12] && ${3:-} == [12] ]] || die "usage: $0 check-host 1|2 1|2"; check_host "$2" "$3" ;;
-  *) die "usage: $0 up|down|status|sync|restart N|check N PKIDIR|check-host N M" ;;
+  *) die "usage: $0 up|down|status|restart N|check N PKIDIR|check-host N M" ;;
 esac

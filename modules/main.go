@@ -9,6 +9,7 @@ import (
 	"github.com/incus-access/incus-access/internal/ansible"
 	"github.com/incus-access/incus-access/internal/incustrust"
 	"github.com/incus-access/incus-access/internal/libvirtcert"
+	"github.com/incus-access/incus-access/internal/libvirtdconf"
 	"github.com/incus-access/incus-access/internal/sshca"
 )
 
@@ -17,15 +18,18 @@ var (
 	incusTrustDoc []byte
 	//go:embed libvirt_cert/libvirt_cert.yml
 	libvirtCertDoc []byte
+	//go:embed libvirtd_allowed_dns/libvirtd_allowed_dns.yml
+	libvirtdAllowedDNsDoc []byte
 	//go:embed ssh_ca_trust/ssh_ca_trust.yml
 	sshCATrustDoc []byte
 )
 
 // Modules maps each module's name to its run function and spec.
 var Modules = map[string]ansible.Module{
-	"incus_trust":  ansible.Bind(incusTrustDoc, incustrust.Run),
-	"libvirt_cert": ansible.Bind(libvirtCertDoc, libvirtcert.Run),
-	"ssh_ca_trust": ansible.Bind(sshCATrustDoc, sshca.Run),
+	"incus_trust":          ansible.Bind(incusTrustDoc, incustrust.Run),
+	"libvirt_cert":         ansible.Bind(libvirtCertDoc, libvirtcert.Run),
+	"libvirtd_allowed_dns": ansible.Bind(libvirtdAllowedDNsDoc, libvirtdconf.Run),
+	"ssh_ca_trust":         ansible.Bind(sshCATrustDoc, sshca.Run),
 }
 
 func main() { ansible.MainMulti(Modules) }

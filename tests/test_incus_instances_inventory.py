@@ -506,8 +506,8 @@ def test_keyed_groups_by_incus_os_give_busybox_its_own_interpreter(lab, tmp_path
 # ---------------------------------------------------------------- lab: host-incus-update
 
 INSTANCE_FILE = '/etc/ssh/trusted-user-ca-keys.pem'
-T_INSTANCE = 'incus_instances : Configure sshd in the instance'
-T_SUMMARY = 'update_summary : Summarize this host'
+T_INSTANCE = 'incus_access.fleet.incus_instances : Configure sshd in the instance'
+T_SUMMARY = 'incus_access.fleet.update_summary : Summarize this host'
 # The libvirt part has nothing to do with instances, and other tests on the shared lab
 # re-issue its certificates meanwhile: these runs leave it out.
 PARTS = ('--skip-tags', 'libvirt_cert')

@@ -1,7 +1,8 @@
 """libvirt_cert through Ansible: the role (tests/playbooks/libvirt_cert.yml) on the lab's two
 hosts over real SSH, the files under $LAB_STATE/hostN/pki, and the lab's real libvirtd
-(lab/libvirtd.sh) accepting the issued clients. Each test starts from empty PKI
-directories and puts the previous ones back when it ends."""
+(lab/libvirtd.sh) accepting the issued clients, which the role lists in its
+tls_allowed_dn_list. Each test starts from empty PKI directories and puts the previous ones
+and libvirtd.conf back when it ends."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import datetime
 import fcntl
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -43,15 +45,19 @@ def pki(lab_state, tmp_path):
     the lab libvirtd's state come back afterwards."""
     with open(LOCK, 'a+') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # The daemons as this checkout's lab/libvirtd.sh runs them (its libvirtd.conf, its
+        # mount namespace), whatever another checkout's script left.
+        for n in (1, 2):
+            libvirtd('restart', str(n))
         saved = tmp_path / 'saved'
-        dirs = {n: (lab_state / f'host{n}' / 'pki', lab_state / f'host{n}' / 'libvirt' / 'allowed_dns') for n in (1, 2)}
+        dirs = {n: (lab_state / f'host{n}' / 'pki', lab_state / f'host{n}' / 'libvirt' / 'libvirtd.conf') for n in (1, 2)}
         for n, (d, allowed) in dirs.items():
             if d.exists():
                 shutil.copytree(d, saved / f'host{n}' / 'pki', symlinks=True)
                 shutil.rmtree(d)
             if allowed.exists():
                 (saved / f'host{n}').mkdir(parents=True, exist_ok=True)
-                shutil.copy2(allowed, saved / f'host{n}' / 'allowed_dns')
+                shutil.copy2(allowed, saved / f'host{n}' / 'libvirtd.conf')
         try:
             yield {n: d for n, (d, _) in dirs.items()}
         finally:
@@ -59,9 +65,18 @@ def pki(lab_state, tmp_path):
                 shutil.rmtree(d, ignore_errors=True)
                 if (saved / f'host{n}' / 'pki').exists():
                     shutil.copytree(saved / f'host{n}' / 'pki', d, symlinks=True)
-                if (saved / f'host{n}' / 'allowed_dns').exists():
-                    shutil.copy2(saved / f'host{n}' / 'allowed_dns', allowed)
+                if (saved / f'host{n}' / 'libvirtd.conf').exists():
+                    shutil.copy2(saved / f'host{n}' / 'libvirtd.conf', allowed)
                 libvirtd('restart', str(n))
+
+
+def allowed_dns(lab_state: pathlib.Path, n: int) -> set[str]:
+    """The DNs of tls_allowed_dn_list in lab host n's libvirtd.conf (one line or several;
+    the lab's DNs hold no quote characters)."""
+    text = (lab_state / f'host{n}' / 'libvirt' / 'libvirtd.conf').read_text()
+    value = re.search(r'^tls_allowed_dn_list\s*=\s*\[(.*?)\]', text, re.S | re.M)
+    assert value, text
+    return {a or b for a, b in re.findall(r'"([^"]*)"|\'([^\']*)\'', value.group(1))}
 
 
 def libvirtd(*args: str) -> subprocess.CompletedProcess:
@@ -132,14 +147,14 @@ SEED_CLIENTS = ("{{ [{'common_name': inventory_hostname}] + ([{'common_name': 'a
 
 
 def test_seed_clients_connect_to_each_host_then_converge(pki, inline_ca, tmp_path):
-    ev = inline_ca['vars'] | {'libvirt_cert_clients': SEED_CLIENTS, 'libvirt_cert_test_allowed_dns': True}
+    ev = inline_ca['vars'] | {'libvirt_cert_clients': SEED_CLIENTS}
     first = cert_run(extra_vars=ev)
     assert first.rc == 0, first
     for host in HOSTS:
         assert first.changed(host) >= 2, first
     assert_no_secret(first.output, inline_ca['key_pem'])
-    allowed = (pki[1].parent / 'libvirt' / 'allowed_dns').read_text().split('\n')
-    assert set(filter(None, allowed)) == {dn('lab-host1'), dn('lab-host2'), dn('admindesktop')}
+    for n in (1, 2):
+        assert allowed_dns(pki[n].parent.parent, n) == {dn('lab-host1'), dn('lab-host2'), dn('admindesktop')}
     for n in (1, 2):
         for f, mode in (('libvirt/servercert.pem', 0o400), ('libvirt/private/serverkey.pem', 0o400),
                         ('libvirt/clientcert.pem', 0o400), ('CA/cacert.pem', 0o444), ('libvirt/private', 0o700)):
@@ -161,24 +176,22 @@ def test_seed_clients_connect_to_each_host_then_converge(pki, inline_ca, tmp_pat
 
 def test_dn_not_in_the_list_is_refused(pki, inline_ca, tmp_path):
     # Only host1's client is allowed: host2's client (same CA) is refused by both daemons.
-    ev = inline_ca['vars'] | {'libvirt_cert_test_allowed_dns': True}
-    run = cert_run('--limit', 'lab-host1', extra_vars=ev)
+    run = cert_run(extra_vars=inline_ca['vars'] | {'libvirt_cert_allowed_dns': [dn('lab-host1')]})
     assert run.rc == 0, run
-    run = cert_run('--limit', 'lab-host2', extra_vars=inline_ca['vars'])
-    assert run.rc == 0, run
-    (pki[2].parent / 'libvirt' / 'allowed_dns').write_text(dn('lab-host1') + '\n')
-    assert libvirtd('restart', '2').returncode == 0
     host1, host2 = client_dir(pki[1], tmp_path, 'host1'), client_dir(pki[2], tmp_path, 'host2')
     assert libvirtd('check', '2', str(host1)).returncode == 0
-    res = libvirtd('check', '2', str(host2))
-    assert res.returncode != 0, 'a client whose DN is not in tls_allowed_dn_list connected'
+    for n in ('1', '2'):
+        res = libvirtd('check', n, str(host2))
+        assert res.returncode != 0, 'a client whose DN is not in tls_allowed_dn_list connected'
 
 
 def test_check_mode_predicts_and_writes_nothing(pki, inline_ca):
+    # server and client certificate, and libvirtd re-reading the new server certificate
+    # (virt-admin server-update-tls): the DN list already holds these DNs
     run = cert_run('--check', '--diff', '-v', extra_vars=inline_ca['vars'])
     assert run.rc == 0, run
     for host in HOSTS:
-        assert run.changed(host) == 2, run
+        assert run.changed(host) == 3, run
     for n in (1, 2):
         assert not pki[n].exists(), f'--check created {pki[n]}'
     assert '"reason": "certificate and key missing"' in run.output, run
@@ -187,7 +200,7 @@ def test_check_mode_predicts_and_writes_nothing(pki, inline_ca):
     real = cert_run('-v', extra_vars=inline_ca['vars'])
     assert real.rc == 0, real
     for host in HOSTS:
-        assert real.changed(host) == 2, real
+        assert real.changed(host) == 3, real
     assert real.output.count('"reason": "certificate and key missing"') == run.output.count('"reason": "certificate and key missing"')
 
     converged = cert_run('--check', extra_vars=inline_ca['vars'])
@@ -199,7 +212,9 @@ def test_organization_change_renews_with_reason(pki, inline_ca):
     ev = inline_ca['vars'] | {'libvirt_cert_subject': SEED | {'organization': 'example.org'}}
     run = cert_run('--limit', 'lab-host1', '-v', extra_vars=ev)
     assert run.rc == 0, run
-    assert run.changed('lab-host1') == 2, run
+    # server and client certificate, virt-admin server-update-tls; the DN list stays (lab-host2 is not in the run)
+    assert run.changed('lab-host1') == 3, run
+    assert 'this run has no client DNs of lab-host2' in run.output, run
     assert f'"reason": "subject changed ({dn("lab-host1")} -> {dn("lab-host1", "example.org")})"' in run.output, run
 
 
@@ -246,7 +261,7 @@ def test_vault_pki_issues_through_openbao(pki, tmp_path):
     role_id, secret_id = os.environ.get('LAB_VAULT_ROLE_ID'), os.environ.get('LAB_VAULT_SECRET_ID')
     if not (role_id and secret_id):
         lab_missing('LAB_VAULT_ROLE_ID / LAB_VAULT_SECRET_ID are not set')
-    ev = {'libvirt_cert_subject': SEED, 'libvirt_cert_key_type': 'ecdsa', 'libvirt_cert_test_allowed_dns': True,
+    ev = {'libvirt_cert_subject': SEED, 'libvirt_cert_key_type': 'ecdsa',
           'libvirt_cert_vault_pki': {'addr': os.environ['LAB_VAULT_ADDR'], 'auth': 'approle',
                                      'role_id': role_id, 'secret_id': secret_id}}
     first = cert_run('-v', extra_vars=ev)
@@ -256,7 +271,7 @@ def test_vault_pki_issues_through_openbao(pki, tmp_path):
         assert first.changed(host) >= 2, first
     res = libvirtd('check', '1', str(client_dir(pki[2], tmp_path, 'host2')))
     assert res.returncode == 0, res.stdout + res.stderr
-    second = cert_run(extra_vars=ev | {'libvirt_cert_test_allowed_dns': False})
+    second = cert_run(extra_vars=ev)
     assert second.rc == 0 and all(second.changed(h) == 0 for h in HOSTS), second
 
 
