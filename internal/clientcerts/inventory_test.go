@@ -1,6 +1,7 @@
 package clientcerts
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -63,6 +64,7 @@ func TestAddToInventoryKeepsTheSeedInventoryAndAppendsTheClient(t *testing.T) {
 	}
 	inv := filepath.Join(dir, "host-incus-cluster.yaml")
 	os.WriteFile(inv, example, 0o640)
+	seed := clients(t, inv)
 
 	r := w.ok("add-to-inventory", inv, "--restricted", "--project", "staging", "--project", "production",
 		"--description", "CI/CD pipeline for staging: deploys")
@@ -81,7 +83,7 @@ func TestAddToInventoryKeepsTheSeedInventoryAndAppendsTheClient(t *testing.T) {
 		t.Fatalf("added\n%s\nwant\n%s", strings.Join(added, ""), strings.Join(want, ""))
 	}
 	list := clients(t, inv)
-	if len(list) != 3 || list[2]["name"] != "ci-pipeline-staging" || list[1]["name"] != "ci-pipeline-production" {
+	if len(list) != len(seed)+1 || !reflect.DeepEqual(list[:len(seed)], seed) || list[len(seed)]["name"] != "ci-pipeline-staging" {
 		t.Fatalf("incus_trusted_clients now: %v", list)
 	}
 	crt, err := os.ReadFile(filepath.Join(dir, "incus", "trusted-client-certs", "ci-pipeline-staging.crt"))
@@ -104,7 +106,8 @@ func TestAddToInventoryKeepsTheSeedInventoryAndAppendsTheClient(t *testing.T) {
 		t.Error("the second run wrote something")
 	}
 	// The same certificate under another name is refused (Incus trusts it once).
-	assertOneLineFailure(t, w.run("add-to-inventory", inv, "--name", "second-name"), `this certificate is already incus_trusted_clients[2] "ci-pipeline-staging"`)
+	assertOneLineFailure(t, w.run("add-to-inventory", inv, "--name", "second-name"),
+		fmt.Sprintf(`this certificate is already incus_trusted_clients[%d] "ci-pipeline-staging"`, len(seed)))
 	if tree(t, w.home) != before {
 		t.Error("the refused run wrote something")
 	}
