@@ -21,6 +21,8 @@ type VaultCASource struct {
 	Config vault.Config
 	// OnSecret receives tokens obtained at run time (approle login), to be masked.
 	OnSecret func(string)
+	// OnWarn receives what the module should warn about (a token that could not be revoked).
+	OnWarn func(string)
 }
 
 // Name is how errors and the keys' sources name this source.
@@ -47,6 +49,11 @@ func (s VaultCASource) Fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", s.describe(err)
 	}
+	defer func() {
+		if err := client.Close(); err != nil && s.OnWarn != nil {
+			s.OnWarn(err.Error())
+		}
+	}()
 	if c.Auth == "" || c.Auth == "none" {
 		resp, err := client.Logical().ReadRawWithContext(ctx, s.mount()+"/public_key")
 		if resp != nil {
