@@ -203,10 +203,20 @@ func (v *VaultPKI) Issue(ctx context.Context, key crypto.Signer, want *Desired, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", v.Describe(), vault.Describe(err))
 	}
+	c, err := SignedCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", v.Describe(), err)
+	}
+	return c, nil
+}
+
+// SignedCertificate decodes the data of a Vault PKI sign/<role> response: the first
+// certificate of its "certificate" field.
+func SignedCertificate(data map[string]any) (*x509.Certificate, error) {
 	certPEM, _ := data["certificate"].(string)
 	certs, err := ParseCerts([]byte(certPEM))
 	if err != nil {
-		return nil, fmt.Errorf("%s: the response holds no certificate: %v", v.Describe(), err)
+		return nil, fmt.Errorf("the response holds no certificate: %v", err)
 	}
 	return certs[0], nil
 }

@@ -2,10 +2,11 @@ package sshca
 
 import (
 	"bytes"
-	"strings"
-
 	"sort"
+	"strings"
 	"testing"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // applyInMemory is the state after a plan's files are written (what ReadState would
@@ -121,4 +122,34 @@ func TestCRStaysInTheLineAndTheEditIsStable(t *testing.T) {
 	if l := parseConfig([]byte("Port 22\r\n")); l[0].Keyword != "port" || len(l[0].Args) != 1 || l[0].Args[0] != "22" {
 		t.Fatalf("CRLF line read as %+v", l[0])
 	}
+}
+
+// FuzzVaultCAResponse: any body Vault could answer config/ca with decodes to CA keys or
+// an error, never a panic, and an error never shows a private key given as public_key.
+func FuzzVaultCAResponse(f *testing.F) {
+	f.Add([]byte(`{"data":{"public_key":"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"}}`))
+	f.Add([]byte(`{"data":{"public_key":["x"]}}`))
+	f.Add([]byte(`{"data":{"public_key":"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		secret, err := api.ParseSecret(bytes.NewReader(body))
+		if err != nil || secret == nil {
+			return
+		}
+		key, err := PublicKeyOf(secret.Data)
+		if err != nil {
+			return
+		}
+		keys, err := ParseCAKeys("vault ssh-client-signer", key)
+		if err != nil {
+			for _, line := range strings.Split(key, "\n") {
+				if line = strings.TrimSpace(line); len(line) >= 24 && ContainsPrivateKey(key) && !strings.ContainsAny(line, " -") && strings.Contains(err.Error(), line) {
+					t.Fatalf("the error shows private key material: %v", err)
+				}
+			}
+			return
+		}
+		if len(keys) == 0 {
+			t.Fatal("no error and no key")
+		}
+	})
 }

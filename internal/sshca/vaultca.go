@@ -81,9 +81,18 @@ func (s VaultCASource) Fetch(ctx context.Context) (string, error) {
 	if secret == nil || secret.Data == nil {
 		return "", fmt.Errorf("%s at %s: config/ca returned no data (is the mount an SSH secrets engine?)", s.Name(), c.Addr)
 	}
-	key, _ := secret.Data["public_key"].(string)
+	key, err := PublicKeyOf(secret.Data)
+	if err != nil {
+		return "", fmt.Errorf("%s at %s: %v", s.Name(), c.Addr, err)
+	}
+	return key, nil
+}
+
+// PublicKeyOf decodes the data of an SSH engine's config/ca response.
+func PublicKeyOf(data map[string]any) (string, error) {
+	key, _ := data["public_key"].(string)
 	if strings.TrimSpace(key) == "" {
-		return "", fmt.Errorf("%s at %s: config/ca returned an empty public_key", s.Name(), c.Addr)
+		return "", fmt.Errorf("config/ca returned an empty public_key")
 	}
 	return key, nil
 }
