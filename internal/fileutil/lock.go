@@ -30,20 +30,23 @@ func LockPath(path string) string {
 }
 
 // LockFiles takes the lock of the file set named by path, waiting up to LockWait for
-// another run. A missing directory holds nothing to protect: the lock is then a no-op
-// unless create is set, which creates the directory (0755) first.
+// another run. With create, a missing directory (0755) and lock file are created; without
+// it (check mode, which writes nothing) a missing lock file means no run ever wrote
+// there, and the lock is a no-op.
 func LockFiles(path string, create bool) (*Lock, error) {
 	lp := LockPath(path)
 	dir := filepath.Dir(lp)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
-		if !create {
-			return &Lock{}, nil
-		}
+	flags := os.O_RDONLY | unix.O_CLOEXEC
+	if create {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("cannot create %s: %w", dir, err)
 		}
+		flags = os.O_RDWR | os.O_CREATE | unix.O_CLOEXEC
 	}
-	f, err := os.OpenFile(lp, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(lp, flags, 0o600)
+	if !create && errors.Is(err, os.ErrNotExist) {
+		return &Lock{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the lock file %s: %w", lp, err)
 	}

@@ -10,7 +10,7 @@ import (
 
 func TestLockFilesExcludesASecondHolderUntilUnlock(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "keys.pem")
-	first, err := LockFiles(target, false)
+	first, err := LockFiles(target, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +49,21 @@ func TestLockFilesMissingDirectory(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatal("check mode created the directory")
 	}
+	os.MkdirAll(dir, 0o755)
+	if l, err := LockFiles(filepath.Join(dir, "clientcert.pem"), false); err != nil || l.Path != "" {
+		t.Fatalf("check mode, no lock file yet: %+v %v", l, err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("check mode created %v", entries)
+	}
 	l, err = LockFiles(filepath.Join(dir, "clientcert.pem"), true)
 	if err != nil || l.Path == "" {
 		t.Fatalf("with create: %+v %v", l, err)
+	}
+	l.Unlock()
+	// once a run has written there, check mode takes the lock too (it reads a consistent set)
+	if l, err = LockFiles(filepath.Join(dir, "clientcert.pem"), false); err != nil || l.Path == "" {
+		t.Fatalf("check mode with a lock file: %+v %v", l, err)
 	}
 	l.Unlock()
 }
