@@ -1,8 +1,9 @@
 """Two host-incus-update runs started together on the standalone lab hosts (two
 operators, or a CI job and an operator), ten rounds in a row (issue 14).
 
-The lab is shared: only what this test holds (the trust stores) is compared byte for
-byte; the rest is "a third run changes nothing".
+The lab is shared: the libvirt files go to a directory of this test's own (other tests
+rewrite the lab hosts' PKI at any time); the trust stores (held by this test) and the CA
+keys files are compared byte for byte; the rest is "a third run changes nothing".
 
 Each round first undoes part of what the playbook manages on both hosts (trust entries,
 the CA keys files, the libvirt client certificates), so both runs find work to do at the
@@ -16,24 +17,39 @@ certificate.
 from __future__ import annotations
 
 import concurrent.futures
+import shutil
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from test_host_incus_update import HOSTS, assert_converged, full_run, lab, lab_clients, lab_state  # noqa: F401
+from test_host_incus_update import HOSTS, full_run, lab, lab_clients, lab_state  # noqa: F401
 
 ROUNDS = 10
 
 
+# libvirt files of this test's own (other tests rewrite the lab hosts' PKI at any time)
+PKI = 'concurrent-runs-pki'
+EXTRA = {'libvirt_cert_pki_dir': '{{ lab_host_dir }}/' + PKI}
+
+
 def key_matches_cert(lab, host) -> bool:
-    cert = x509.load_pem_x509_certificate(lab.host_path(host, 'pki/libvirt/clientcert.pem').read_bytes())
-    key = serialization.load_pem_private_key(lab.host_path(host, 'pki/libvirt/private/clientkey.pem').read_bytes(), None)
+    cert = x509.load_pem_x509_certificate(lab.host_path(host, f'{PKI}/libvirt/clientcert.pem').read_bytes())
+    key = serialization.load_pem_private_key(lab.host_path(host, f'{PKI}/libvirt/private/clientkey.pem').read_bytes(), None)
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
     return key.public_key().public_bytes(serialization.Encoding.DER, pub) == \
         cert.public_key().public_bytes(serialization.Encoding.DER, pub)
 
 
 def test_two_runs_at_once_ten_times(lab):
+    try:
+        two_runs_at_once(lab)
+    finally:
+        for h in HOSTS:
+            shutil.rmtree(lab.host_path(h, PKI), ignore_errors=True)
+
+
+def two_runs_at_once(lab):
+    assert full_run(extra_vars=EXTRA).rc == 0
     before = lab.now()
     clients = [c['name'] for c in lab_clients()]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -42,8 +58,8 @@ def test_two_runs_at_once_ten_times(lab):
                 for name in clients[rnd % 2::2]:       # half the clients, another half each round
                     lab.untrust(h, name)
                 lab.host_path(h, 'ssh/trusted-user-ca-keys.pem').unlink(missing_ok=True)
-                lab.host_path(h, 'pki/libvirt/clientcert.pem').unlink(missing_ok=True)
-            runs = list(pool.map(lambda _: full_run(), range(2)))
+                lab.host_path(h, f'{PKI}/libvirt/clientcert.pem').unlink()
+            runs = list(pool.map(lambda _: full_run(extra_vars=EXTRA), range(2)))
             for i, run in enumerate(runs):
                 assert run.rc == 0 and set(run.recap) == set(HOSTS), f'round {rnd}, run {i}\n{run}'
                 assert not any(run.failed(h) for h in HOSTS), f'round {rnd}, run {i}\n{run}'
@@ -56,4 +72,8 @@ def test_two_runs_at_once_ten_times(lab):
                 assert now['files'][keys] == before['files'][keys], f'round {rnd}: {keys}'
             for h in HOSTS:
                 assert key_matches_cert(lab, h), f'round {rnd}: {h} has a key that is not its certificate\'s'
-            assert_converged(full_run())
+            # a third run finds nothing to do
+            third = full_run(extra_vars=EXTRA)
+            assert third.rc == 0 and not any(third.failed(h) for h in HOSTS), f'round {rnd}\n{third}'
+            for h in HOSTS:
+                assert third.changed_tasks(h) == [], f'round {rnd}: the run after the pair changed on {h}\n{third}'
