@@ -16,7 +16,7 @@ VENV      := .venv
 ACTIVATE  := source $(VENV)/bin/activate
 LAB_ENV   := eval "$$(lab/lab.sh env)"
 
-.PHONY: all build venv test test-go test-py test-molecule lint lab-up lab-down demo bench clean
+.PHONY: all build venv deps setup test test-go test-py test-molecule lint lab-up lab-down demo bench clean
 
 all: build
 
@@ -25,6 +25,7 @@ all: build
 # links the host's (Ansible's stock path and ansible-doc need a file per module there),
 # beside its sidecar doc.
 build:
+	@echo "[build] the modules for linux/$(subst $() ,+,$(ARCHES)) (first time usually 1-3 min per architecture)"
 	@for a in $(ARCHES); do \
 	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o bin/linux-$$a/$(MULTI) ./modules || exit 1; \
 	  (cd bin/linux-$$a && sha256sum $(MULTI) >$(MULTI).sha256); \
@@ -46,13 +47,22 @@ cli:
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
+	@echo "[venv] Ansible, molecule, ansible-lint, pytest into $(VENV) (first time usually 1-2 min)"
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-lab-up: build
+# the system packages (apt; quick when present)
+deps:
+	lab/deps.sh
+
+lab-up: deps
 	lab/lab.sh up
+
+# build, venv and the lab are independent once the packages are there: side by side
+setup: deps
+	$(MAKE) -j3 build venv lab-up ARCHES="$(ARCHES)"
 
 lab-down:
 	lab/lab.sh down
@@ -72,11 +82,12 @@ test-py: build venv
 test-molecule: build venv
 	$(LAB_ENV) && $(ACTIVATE) && molecule test --all
 
-test: lint lab-up test-go test-py test-molecule fuzz-ci
+test: setup
+	$(MAKE) lint test-go test-py test-molecule fuzz-ci
 
 # the demo needs only this machine's architecture (make build makes both)
 demo: ARCHES := $(HOST_ARCH)
-demo: build venv lab-up
+demo: setup
 	$(LAB_ENV) && $(ACTIVATE) && lab/demo.sh
 
 # Fuzzing: each Go fuzz target for FUZZTIME (make fuzz: 60 s; make fuzz-ci, part of make

@@ -55,8 +55,14 @@ class PlaybookRun:
         r = self.recap.get(host, {})
         return bool(r.get('failed') or r.get('unreachable'))
 
+    log: pathlib.Path | None = None             # the whole output, kept after the test
+
     def __str__(self):
-        return f'ansible-playbook {" ".join(map(str, self.args))} (rc {self.rc})\n{self.output}'
+        # The head survives pytest's truncation of long messages: where the whole output
+        # is, and what failed.
+        fatal = '; '.join(f'{h}: {str(r.get("msg", r))[:300]}' for h, r in self.fatal.items())
+        return (f'ansible-playbook {" ".join(map(str, self.args))} (rc {self.rc}); full output: {self.log}'
+                + (f'; failed: {fatal}' if fatal else '') + f'\n{self.output}')
 
     __repr__ = __str__
 
@@ -118,6 +124,18 @@ _STATUS = re.compile(r'^(ok|changed|skipping|fatal|failed|unreachable|rescued|ig
 _WARNING = re.compile(r'^\[WARNING\]: (.*(?:\n(?![\[\n]|\S+: \[).+)*)', re.M)
 
 
+LOG_DIR = pathlib.Path(tempfile.gettempdir()) / 'incus-access-test-logs'
+
+
+def _keep_log(output: str) -> pathlib.Path:
+    """Writes a run's whole output to LOG_DIR/<test>-<n>.log (named in the run's repr)."""
+    test = os.environ.get('PYTEST_CURRENT_TEST', 'run').split(' ')[0]
+    LOG_DIR.mkdir(exist_ok=True)
+    path = LOG_DIR / (re.sub(r'[^A-Za-z0-9_.-]+', '_', test)[-120:] + f'-{uuid.uuid4().hex[:6]}.log')
+    path.write_text(output)
+    return path
+
+
 def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inventory=None,
                  env: dict | None = None, timeout: int = 600) -> PlaybookRun:
     """Run `ansible-playbook` from the repository root with the project's ansible.cfg.
@@ -137,7 +155,7 @@ def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inve
         if tmp is not None:
             os.unlink(tmp.name)
     out = res.stdout + res.stderr
-    run = PlaybookRun(args=cmd[1:], rc=res.returncode, output=out)
+    run = PlaybookRun(args=cmd[1:], rc=res.returncode, output=out, log=_keep_log(out))
     for m in _RECAP.finditer(out):
         keys = ('ok', 'changed', 'unreachable', 'failed', 'skipped', 'rescued', 'ignored')
         run.recap[m.group(1)] = dict(zip(keys, map(int, m.groups()[1:])))

@@ -232,7 +232,7 @@ def test_async_falls_back_to_the_stock_path_and_warns_once(lab, tmp_path):
     assert not (tmp_path / 'cache').exists()
 
 
-INSTANCES = REPO / 'inventory' / 'lab' / 'instances.yml'
+INSTANCES = REPO / 'inventory' / 'lab'   # the instances come from the incus_instances inventory plugin
 
 
 def instance_play(tmp_path, text, *args, **env):
@@ -320,3 +320,18 @@ def test_become_root_from_an_unprivileged_login_and_fallback_to_an_unprivileged_
         assert owner == ['root', '700'], owner   # the become user's cache, not the login user's
     finally:
         incus1('exec', 'deb1', '--', 'rm', '-rf', sudoers, root_cache, check=False)
+
+
+def test_task_environment_reaches_the_module(lab, tmp_path):
+    """`environment:` on the task is the module's environment (incus_trust reads INCUS_SOCKET
+    when no socket is given), on the cached path as on the stock one."""
+    task = {'incus_trust': {'clients': []}, 'environment': {'INCUS_SOCKET': os.environ['LAB_HOST1_SOCKET']},
+            'ignore_errors': True}
+    hv = {'incus_access_cache_root': str(tmp_path / 'cache')}
+    r = play(tmp_path, HOST1, [task, task, {'incus_trust': {'clients': []}, 'ignore_errors': True}], host_vars=hv)
+    res = r.results['h1']
+    assert [res[k]['executor']['cache'] for k in ('r0', 'r1', 'r2')] == ['miss', 'hit', 'hit'], r
+    assert 'certificates' in res['r0'] and 'certificates' in res['r1'], r
+    assert res['r2'].get('failed') and '/var/lib/incus/unix.socket' in res['r2']['msg'], res['r2']
+    r = play(tmp_path, HOST1, [task], host_vars=dict(hv, incus_access_cache_enabled=False))
+    assert r.results['h1']['r0']['executor']['cache'] == 'fallback' and 'certificates' in r.results['h1']['r0'], r

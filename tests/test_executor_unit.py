@@ -32,15 +32,15 @@ def fake_binary(directory: pathlib.Path, note: str = '') -> executor.LocalBinary
     d = directory / f'linux-{ARCH}'
     d.mkdir(parents=True, exist_ok=True)
     path = d / executor.BINARY
-    path.write_text('#!/bin/sh\n# %s\nprintf \'{"module": "%%s", "path": "%%s", "stdin": %%s, "uid": %%s}\\n\' '
-                    '"$1" "$2" "$(cat)" "$(id -u)"\n' % note)
+    path.write_text('#!/bin/sh\n# %s\nprintf \'{"module": "%%s", "path": "%%s", "stdin": %%s, "uid": %%s, "umask": "%%s"}\\n\' '
+                    '"$1" "$2" "$(cat)" "$(id -u)" "$(umask)"\n' % note)
     path.chmod(0o755)
     return executor.LocalBinary(str(path))
 
 
 def run(script: str, stdin: str = '{"a": 1}', shell=SHELLS[0]) -> subprocess.CompletedProcess:
     assert '\n' not in script and '\t' not in script   # the ssh2incus gateway mangles both
-    return subprocess.run(shell + [script], input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run(shell + ['umask 022; ' + script], input=stdin, capture_output=True, text=True, timeout=60)
 
 
 class Cache:
@@ -86,13 +86,15 @@ def test_cold_cache_misses_then_install_runs_then_hit_runs_with_args_on_stdin(ca
     assert marker(res) == ('miss', [os.uname().machine], str(cache.root)), res
     res = cache.install('{"token": "x"}')
     out = json.loads(res.stdout)
-    assert out == {'module': 'ssh_ca_trust', 'path': '-', 'stdin': {'token': 'x'}, 'uid': os.getuid()}, res
+    # the module runs under the caller's umask (here 022), not the cache's 077
+    assert out == {'module': 'ssh_ca_trust', 'path': '-', 'stdin': {'token': 'x'}, 'uid': os.getuid(),
+                   'umask': '0022'}, res
     st = os.stat(cache.root)
     assert oct(st.st_mode & 0o777) == '0o700' and oct(os.stat(cache.file).st_mode & 0o777) == '0o700'
     assert hashlib.sha256(cache.file.read_bytes()).hexdigest() == cache.binary.sha256
     inode = os.stat(cache.file).st_ino
     res = cache.hit('{"b": 2}')
-    assert json.loads(res.stdout)['stdin'] == {'b': 2}, res
+    assert json.loads(res.stdout)['stdin'] == {'b': 2} and json.loads(res.stdout)['umask'] == '0022', res
     assert os.stat(cache.file).st_ino == inode
     # no staging file, no stamp temp left behind
     assert sorted(p.name for p in cache.root.iterdir()) == sorted([cache.file.name, cache.file.name + '.stamp'])

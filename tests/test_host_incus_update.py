@@ -53,6 +53,8 @@ INSTANCES_BEHIND = {'lab-host1': 3, 'lab-host2': 1}   # bb1 included
 INSTANCE_FILES = ('/etc/ssh/trusted-user-ca-keys.pem', '/etc/ssh/sshd_config.d/10-ssh-ca-trust.conf',
                   '/etc/ssh/auth_principals/root', '/etc/ssh/auth_principals/rocky')
 
+# The controller's client certificate (lab/certs.sh) the lab inventory asks the hosts' API with.
+CONTROLLER = 'incus-access-controller'
 T_TRUST = 'incus_trust : Reconcile the trust store with incus_trusted_clients'
 T_SSH = 'ssh_ca_trust : Trust the SSH user CA keys in sshd'
 T_RELOAD = 'ssh_ca_trust : Reload sshd'
@@ -232,8 +234,11 @@ def test_first_run_converges_everything_then_a_second_run_changes_nothing(lab):
     clients = lab_clients()
     # Everything the playbook manages is gone: trust entries, CA keys files on the hosts and
     # in the instances, the hosts' libvirt client certificates.
+    # The controller's own identity stays: the inventory (plugin incus_instances) lists the
+    # instances with it.
+    removed = [c for c in clients if c['name'] != CONTROLLER]
     for h in HOSTS:
-        for c in clients:
+        for c in removed:
             lab.untrust(h, c['name'])
         lab.host_path(h, 'ssh/trusted-user-ca-keys.pem').unlink()
         lab.host_path(h, 'pki/libvirt/clientcert.pem').unlink()
@@ -247,7 +252,7 @@ def test_first_run_converges_everything_then_a_second_run_changes_nothing(lab):
     assert set(first.changed_tasks('lab-host2')) == every_part | {(T_INSTANCE, 'deb2')}, first
     for h in HOSTS:
         s = summary(first, h)
-        assert s['trusted clients'] == f'added {len(clients)}, updated 0, removed 0 ({len(clients)} managed, 0 unmanaged)', s
+        assert s['trusted clients'] == f'added {len(removed)}, updated 0, removed 0 ({len(clients)} managed, 0 unmanaged)', s
         assert s['SSH CA keys trusted'].endswith(' (changed)'), s
         assert s['libvirt certificates'] == '1 issued, 1 kept (certificate missing)', s
     assert summary(first, 'lab-host1')['instances'] == '3 behind this host, changed: deb1 deb-prod'

@@ -1,6 +1,6 @@
 """The ssh2incus connection plugin through the gateway stand-in (lab/gateway.sh) against the
 lab's real incusd and containers: deb1, bb1 (busybox, no Python), deb-prod (project
-production) on lab-host1, deb2 on lab-host2 (inventory/lab/instances.yml)."""
+production) on lab-host1, deb2 on lab-host2 (inventory/lab: the incus_instances inventory plugin)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from conftest import lab_missing
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 ANSIBLE_BIN = REPO / '.venv' / 'bin'
-INVENTORY = REPO / 'inventory' / 'lab' / 'instances.yml'
+INVENTORY = REPO / 'inventory' / 'lab'
 
 
 def _listening(addr, port):

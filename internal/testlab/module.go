@@ -20,6 +20,19 @@ var (
 // test run, and returns the binary's path.
 func ModuleBinary(t testing.TB, name string) string {
 	t.Helper()
+	return build(t, name, "./modules/"+name)
+}
+
+// MultiCallBinary builds ./modules (every module in one binary) for GOARCH goarch, as
+// `make build` does, once per test run per architecture.
+func MultiCallBinary(t testing.TB, goarch string) string {
+	t.Helper()
+	return build(t, "incus-access-modules-"+goarch, "./modules", "GOOS=linux", "GOARCH="+goarch)
+}
+
+// build runs go build for pkg once per test binary, keyed by name, in buildDir.
+func build(t testing.TB, name, pkg string, env ...string) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
 	if path, ok := built[name]; ok {
@@ -33,41 +46,13 @@ func ModuleBinary(t testing.TB, name string) string {
 		buildDir = dir
 	}
 	path := filepath.Join(buildDir, name)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", path, "./modules/"+name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", path, pkg)
 	cmd.Dir = RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./modules/%s: %v\n%s", name, err, out)
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}
 	built[name] = path
-	return path
-}
-
-// MultiCallBinary builds ./modules (every module in one binary) for GOARCH goarch, as
-// `make build` does, once per test run per architecture.
-func MultiCallBinary(t testing.TB, goarch string) string {
-	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	key := "incus-access-modules-" + goarch
-	if path, ok := built[key]; ok {
-		return path
-	}
-	if buildDir == "" {
-		dir, err := os.MkdirTemp("", "incus-access-modules-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		buildDir = dir
-	}
-	path := filepath.Join(buildDir, key)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", path, "./modules")
-	cmd.Dir = RepoRoot()
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./modules (%s): %v\n%s", goarch, err, out)
-	}
-	built[key] = path
 	return path
 }
 

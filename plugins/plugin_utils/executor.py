@@ -123,16 +123,19 @@ def _arch_case(binaries: dict[str, LocalBinary]) -> str:
     return 'M=$(uname -m); case $M in %s esac' % ' '.join(branches)
 
 
+def _prologue(binaries: dict[str, LocalBinary], cache_root: str | None) -> str:
+    """Both scripts start here: private umask (O keeps the caller's), U the uid, R the
+    cache root, M/A/H the architecture and expected sha256, B the cached file."""
+    return '; '.join(['O=$(umask); umask 077', 'U=$(id -u)', root_expression(cache_root), _arch_case(binaries),
+                      'B="$R/%s-$H"' % BINARY])
+
+
 def hit_script(module: str, binaries: dict[str, LocalBinary], cache_root: str | None, env: str = '') -> str:
     """The one remote command of a converged task (one line: the ssh2incus gateway mangles
     newlines). It prints a ``@@incus-access`` line instead of running the module when the
     cache cannot be used as it is; the arguments come on stdin."""
     return '; '.join([
-        'umask 077',
-        'U=$(id -u)',
-        root_expression(cache_root),
-        _arch_case(binaries),
-        'B="$R/%s-$H"' % BINARY,
+        _prologue(binaries, cache_root),
         # The root must be ours and private: whoever can write there runs code as us.
         'if [ -d "$R" ]; then D=$(stat -c "%u %a" "$R"); '
         'if [ "$D" != "$U 700" ]; then echo "' + MARK + ' unsafe $D $U $R"; exit 0; fi; '
@@ -150,10 +153,11 @@ def hit_script(module: str, binaries: dict[str, LocalBinary], cache_root: str | 
 
 
 def _run(module: str, env: str) -> str:
-    """Runs the module with the arguments on stdin. Exit 126 is the shell's "cannot
+    """Runs the module with the arguments on stdin, under the login's own umask (the
+    cache's 077 would make the module's new directories private). Exit 126 is the shell's "cannot
     execute" (a noexec mount): reported as a marker, since the ssh2incus gateway would
     turn it into 255, a connection failure."""
-    return ('%s"$B" %s -; r=$?; if [ $r = 126 ]; then echo "%s noexec $R"; exit 0; fi; exit $r'
+    return ('umask $O; %s"$B" %s -; r=$?; if [ $r = 126 ]; then echo "%s noexec $R"; exit 0; fi; exit $r'
             % (env + ' ' if env else '', shlex.quote(module), MARK))
 
 
@@ -167,11 +171,7 @@ def install_script(module: str, binaries: dict[str, LocalBinary], cache_root: st
     # The upload and the remote tmp dir it sits in go in every case.
     drop = 'rm -f %s; rmdir %s 2>/dev/null' % (up, shlex.quote(upload_dir))
     return '; '.join([
-        'umask 077',
-        'U=$(id -u)',
-        root_expression(cache_root),
-        _arch_case(binaries),
-        'B="$R/%s-$H"' % BINARY,
+        _prologue(binaries, cache_root),
         'mkdir -p "$R" 2>/dev/null || { ' + drop + '; echo "' + MARK + ' nodir $R"; exit 0; }',
         'D=$(stat -c "%u %a" "$R"); if [ "$D" != "$U 700" ]; then ' + drop + '; echo "' + MARK + ' unsafe $D $U $R"; exit 0; fi',
         'P=$(mktemp "$R/.stage.XXXXXX") || { ' + drop + '; echo "' + MARK + ' nodir $R"; exit 0; }',
@@ -275,7 +275,8 @@ class CachedBinaryAction(ActionBase):
     def _module_args(self):
         args = dict(self._task.args)
         self._update_module_args(self._module, args, self._task_vars)
-        return json.dumps(args, cls=_ARGS_ENCODER) if _ARGS_ENCODER else json.dumps(args)
+        # bytes, as the stock pipelined path sends (the local connection takes nothing else)
+        return (json.dumps(args, cls=_ARGS_ENCODER) if _ARGS_ENCODER else json.dumps(args)).encode()
 
     def _cached(self):
         args = self._module_args()
