@@ -153,6 +153,7 @@ def test_rotation_and_prune_across_the_cluster(cluster):
 
 
 def test_limit_to_one_member_reconciles_through_it(cluster):
+    assert_reconciled_once(cluster.run())
     [gone] = cluster.store.named('automation-scripts')
     cluster.store.delete(gone['fingerprint'])
     run = cluster.run('--limit', 'lab-c2')
