@@ -167,3 +167,39 @@ func TestKilledRunsLeaveNothingAfterTheNextRun(t *testing.T) {
 		t.Fatalf("the run after the recovery changed again: %v", res2["msg"])
 	}
 }
+
+// A server and a client certificate issued at once share the CA file: fifty rounds of
+// both runs at once, both succeed (neither removes the other's temp file of the CA as
+// stale) and both keys match their certificates.
+func TestServerAndClientAtOnceShareTheCAFile(t *testing.T) {
+	ca := newCA(t, "test CA", caOpts{})
+	dir := t.TempDir()
+	client := newFiles(t, dir)
+	server := files{Dir: dir, Cert: filepath.Join(dir, "servercert.pem"), Key: filepath.Join(dir, "private", "serverkey.pem"), CA: client.CA}
+	argsFor := func(f files, typ string) map[string]any {
+		return merge(ca.args(), f.args(), map[string]any{"type": typ, "subject": seedSubject("host1"), "install_ca_cert": true})
+	}
+	for round := 0; round < 50; round++ {
+		for _, f := range []files{client, server} {
+			os.Remove(f.Cert)
+			os.Remove(f.CA) // both runs write the CA file
+		}
+		var wg sync.WaitGroup
+		results := make([]map[string]any, 2)
+		for i, a := range []map[string]any{argsFor(client, "client"), argsFor(server, "server")} {
+			wg.Add(1)
+			go func(i int, a map[string]any) {
+				defer wg.Done()
+				results[i], _ = testlab.RunModule(t, "libvirt_cert", a)
+			}(i, a)
+		}
+		wg.Wait()
+		for i, r := range results {
+			if r["failed"] == true {
+				t.Fatalf("round %d run %d failed: %v", round, i, r["msg"])
+			}
+		}
+		keyMatchesCert(t, client, round)
+		keyMatchesCert(t, server, round)
+	}
+}

@@ -209,6 +209,13 @@ func Run(m *ansible.Context, p *Params) error {
 		return err
 	}
 	defer lock.Unlock()
+	// The CA file is shared by the server and client certificates (each has its own lock
+	// above): its own lock, always taken second, so no run removes another's live temp file.
+	caLock, err := fileutil.LockFiles(s.paths.CA, !m.CheckMode)
+	if err != nil {
+		return err
+	}
+	defer caLock.Unlock()
 	stale, err := fileutil.StaleTemps([]string{s.paths.Cert, s.paths.Key, s.paths.CA}, nil)
 	if err != nil {
 		return err
@@ -258,6 +265,7 @@ func Run(m *ansible.Context, p *Params) error {
 	if d.Reason != "" {
 		written, backups, err = apply(ctx, m, d, want, ca, s, p.Backup, now)
 	}
+	caLock.Unlock()
 	lock.Unlock()
 	if len(backups) > 0 {
 		m.Set("backup_files", backups)
