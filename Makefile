@@ -101,12 +101,30 @@ test-molecule: collection-install
 	$(LAB_ENV) && $(ACTIVATE) && molecule test --all
 
 test: setup
-	$(MAKE) lint test-go test-py test-molecule
+	$(MAKE) lint test-go test-py test-molecule fuzz-ci
 
 # the demo needs only this machine's architecture (make build makes both)
 demo: ARCHES := $(HOST_ARCH)
 demo: setup
 	$(LAB_ENV) && $(ACTIVATE) && lab/demo.sh
+
+# Fuzzing: each Go fuzz target for FUZZTIME (make fuzz: 60 s; make fuzz-ci, part of make
+# test: 5 s), then the connection plugin's property tests (hypothesis). A crash leaves
+# its input under the package's testdata/fuzz/: commit it with the fix (a unit test).
+FUZZ_TARGETS := ./internal/ansible:FuzzArgsDecoder ./internal/incustrust:FuzzParseCertificate \
+  ./internal/libvirtcert:FuzzParseCerts ./internal/libvirtcert:FuzzDNBuilder ./internal/libvirtcert:FuzzPrintedDN \
+  ./internal/libvirtcert:FuzzVaultSignResponse ./internal/sshca:FuzzSSHDConfigPlan ./internal/sshca:FuzzVaultCAResponse
+FUZZTIME ?= 60s
+HYPOTHESIS_PROFILE ?= fuzz
+.PHONY: fuzz fuzz-ci
+fuzz: venv
+	@for t in $(FUZZ_TARGETS); do echo "== $$t ($(FUZZTIME))"; \
+	  go test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; done
+	$(ACTIVATE) && HYPOTHESIS_PROFILE=$(HYPOTHESIS_PROFILE) pytest -q tests/test_ssh2incus_property.py
+
+fuzz-ci: FUZZTIME = 5s
+fuzz-ci: HYPOTHESIS_PROFILE = ci
+fuzz-ci: fuzz
 
 bench: build venv lab-up
 	$(LAB_ENV) && $(ACTIVATE) && bench/run.sh

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 source ./common.sh
 
 # Parts owned by other scripts; each is optional and run when present.
-OPTIONAL_PARTS="openbao libvirtd gateway"
+OPTIONAL_PARTS="openbao libvirtd gateway cluster"
 
 up() {
   local t0=$SECONDS
@@ -59,6 +59,8 @@ export LAB_VAULT_ADDR=${LAB_VAULT_ADDR:-http://127.0.0.1:8200}
 export LAB_VAULT_TOKEN=${LAB_VAULT_TOKEN:-root}
 export LAB_LIBVIRT_TLS_PORT=${LAB_LIBVIRT_TLS_PORT:-16514}
 ENV
+  # the two-member cluster's sockets and addresses (lab/cluster.sh)
+  if [[ -x ./cluster.sh ]]; then ./cluster.sh env; fi
   # AppRole credentials of the lab's OpenBao (written by openbao.sh up)
   cat "$LAB_STATE/openbao/approle.env" 2>/dev/null || true
 }

@@ -241,6 +241,12 @@ class IncusTrustStore:
 
 # ---------------------------------------------------------------- files
 
+def is_module_lock(path: pathlib.Path) -> bool:
+    """The lock file a module keeps beside the files it manages (.<name>.lock, empty, never
+    removed): not managed content, and removing it under a live run would break the lock."""
+    return path.name.startswith('.') and path.name.endswith('.lock')
+
+
 class FileSnapshot:
     """The regular files under some roots (files or directories), taken now and put back
     later exactly: content, mode and owner; files that appeared since are removed. Only
@@ -262,7 +268,8 @@ class FileSnapshot:
             if r.is_file():
                 yield r
             elif r.is_dir():
-                yield from (f for f in sorted(r.rglob('*')) if f.is_file() and not f.is_symlink())
+                yield from (f for f in sorted(r.rglob('*')) if f.is_file() and not f.is_symlink()
+                            and not is_module_lock(f))
 
     @staticmethod
     def _digest(data: bytes, st: os.stat_result) -> tuple:

@@ -102,17 +102,22 @@ func findPrivateKeys(text string) *PrivateKeyError {
 			break
 		}
 		s = s[i:]
-		head := s
-		if j := strings.Index(s[len("-----BEGIN "):], "-----"); j >= 0 {
-			head = s[:len("-----BEGIN ")+j+5]
+		// The type ends at the next "-----" on the same line: searching no further keeps a
+		// text of many BEGIN lines linear (the fuzzer found whole-text searches quadratic).
+		line := s[len("-----BEGIN "):]
+		if nl := strings.IndexByte(line, '\n'); nl >= 0 {
+			line = line[:nl]
 		}
-		typ := strings.TrimSuffix(strings.TrimPrefix(head, "-----BEGIN "), "-----")
-		endMarker := "-----END " + typ + "-----"
-		block := s
-		if k := strings.Index(s, endMarker); k >= 0 {
-			block = s[:k+len(endMarker)]
+		typ := line
+		if j := strings.Index(line, "-----"); j >= 0 {
+			typ = line[:j]
 		}
 		if strings.Contains(typ, "PRIVATE KEY") {
+			endMarker := "-----END " + typ + "-----"
+			block := s
+			if k := strings.Index(s, endMarker); k >= 0 {
+				block = s[:k+len(endMarker)]
+			}
 			if e == nil {
 				e = &PrivateKeyError{BlockType: typ}
 			}

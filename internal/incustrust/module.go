@@ -11,16 +11,23 @@ import (
 
 // Params are the module's options (modules/incus_trust/incus_trust.yml).
 type Params struct {
-	Clients           []Client `ansible:"clients"`
-	Prune             bool     `ansible:"prune"`
-	Keep              []string `ansible:"keep"`
-	Socket            string   `ansible:"socket"`
-	URL               string   `ansible:"url"`
-	ClientCert        string   `ansible:"client_cert"`
-	ClientKey         string   `ansible:"client_key"`
-	ServerCert        string   `ansible:"server_cert"`
-	ExpiryWarningDays int      `ansible:"expiry_warning_days"`
+	Clients           []Client          `ansible:"clients"`
+	Prune             bool              `ansible:"prune"`
+	Keep              []string          `ansible:"keep"`
+	Socket            string            `ansible:"socket"`
+	URL               string            `ansible:"url"`
+	ClientCert        string            `ansible:"client_cert"`
+	ClientKey         string            `ansible:"client_key"`
+	ServerCert        string            `ansible:"server_cert"`
+	ExpiryWarningDays int               `ansible:"expiry_warning_days"`
+	Identify          bool              `ansible:"identify"`
+	ClusterPeers      map[string]string `ansible:"cluster_peers"`
+	InventoryHost     string            `ansible:"inventory_host"`
 }
+
+// IdentityFact is the fact identify sets: the server's fingerprint, which cluster
+// members share (the role gathers it from every host into cluster_peers).
+const IdentityFact = "incus_trust_server_fingerprint"
 
 // Change is one line of the added / updated / removed results.
 type Change struct {
@@ -35,12 +42,34 @@ type Change struct {
 // check mode, report.
 func Run(m *ansible.Context, p *Params) error {
 	now := time.Now()
+	conn := Connection{Socket: p.Socket, URL: p.URL, ClientCert: p.ClientCert, ClientKey: p.ClientKey, ServerCert: p.ServerCert}
+	if p.Identify {
+		return identify(m, conn)
+	}
 	desired, secrets, err := ValidateClients(p.Clients, now)
 	m.AddSecret(secrets...)
 	if err != nil {
 		return err
 	}
-	conn := Connection{Socket: p.Socket, URL: p.URL, ClientCert: p.ClientCert, ClientKey: p.ClientKey, ServerCert: p.ServerCert}
+	if len(p.ClusterPeers) > 0 {
+		if p.InventoryHost == "" {
+			return errors.New("cluster_peers needs inventory_host (this host's name among them)")
+		}
+		by, err := ReconcilingHost(p.InventoryHost, p.ClusterPeers)
+		if err != nil {
+			return err
+		}
+		m.Set("reconciled_by", by)
+		if by != p.InventoryHost {
+			// Another host of this play shares the trust store and reconciles it.
+			m.Set("added", []Change{})
+			m.Set("updated", []Change{})
+			m.Set("removed", []Change{})
+			m.Set("operations", []PlanItem{})
+			m.Msg = fmt.Sprintf("same cluster as %s: reconciled there", by)
+			return nil
+		}
+	}
 	store, err := conn.Connect()
 	if err != nil {
 		return err
@@ -65,7 +94,11 @@ func Run(m *ansible.Context, p *Params) error {
 
 	var applyErr error
 	if !m.CheckMode && plan.Changed() {
-		applyErr = plan.Apply(store)
+		warned := len(plan.Warnings)
+		applyErr = plan.ApplyRechecked(store, func() (*TrustPlan, error) { return Plan(store, desired, opts) })
+		for _, w := range plan.Warnings[warned:] {
+			m.Warn("%s", w)
+		}
 	}
 	report(m, plan)
 	if m.CheckMode || !plan.Changed() {
@@ -84,6 +117,27 @@ func Run(m *ansible.Context, p *Params) error {
 		return applyErr
 	}
 	m.Msg = summary(plan, m.CheckMode)
+	return nil
+}
+
+// identify reports which trust store the server uses and sets it as a fact.
+func identify(m *ansible.Context, conn Connection) error {
+	store, err := conn.Connect()
+	if err != nil {
+		return err
+	}
+	defer store.Disconnect()
+	id, err := Identify(store)
+	if err != nil {
+		return fmt.Errorf("%s: %w", conn.Where(), err)
+	}
+	m.Set("server", id)
+	m.Set("ansible_facts", map[string]any{IdentityFact: id.Fingerprint})
+	if id.Clustered {
+		m.Msg = fmt.Sprintf("cluster member %s, cluster certificate %s", id.Member, short(id.Fingerprint))
+	} else {
+		m.Msg = fmt.Sprintf("standalone server %s, certificate %s", id.Member, short(id.Fingerprint))
+	}
 	return nil
 }
 
@@ -114,7 +168,7 @@ func report(m *ansible.Context, plan *TrustPlan) {
 	added, updated, removed := []Change{}, []Change{}, []Change{}
 	for _, it := range plan.Items {
 		if it.Status != StatusPlanned && it.Status != StatusApplied {
-			continue
+			continue // failed, not applied, or made by another writer first
 		}
 		c := Change{Name: it.Name, Fingerprint: it.Fingerprint, OldFingerprint: it.OldFingerprint, OldName: it.OldName, Reason: it.Reason}
 		switch it.Op {
@@ -138,12 +192,21 @@ func report(m *ansible.Context, plan *TrustPlan) {
 }
 
 func summary(plan *TrustPlan, check bool) string {
-	if !plan.Changed() {
-		return fmt.Sprintf("trust store is up to date (%d entries)", len(plan.After))
-	}
 	count := map[Op]int{}
+	elsewhere := 0
 	for _, it := range plan.Items {
+		if it.Status == StatusAlreadyDone {
+			elsewhere++
+			continue
+		}
 		count[it.Op]++
+	}
+	if len(count) == 0 {
+		msg := fmt.Sprintf("trust store is up to date (%d entries)", len(plan.After))
+		if elsewhere > 0 {
+			msg += fmt.Sprintf("; %d change(s) were made by another writer at the same time", elsewhere)
+		}
+		return msg
 	}
 	var parts []string
 	for _, op := range []Op{OpAdd, OpUpdate, OpRename, OpReplace, OpRemove} {

@@ -68,6 +68,9 @@ const (
 	StatusApplied    = "applied"
 	StatusFailed     = "failed"
 	StatusNotApplied = "not_applied"
+	// StatusAlreadyDone: the trust store already had the change when this run made it
+	// (another run or cluster member made it first).
+	StatusAlreadyDone = "already_done"
 )
 
 // PlanItem is one change to the trust store.

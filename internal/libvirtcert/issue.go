@@ -112,6 +112,7 @@ func (c *InlineCA) Issue(_ context.Context, key crypto.Signer, want *Desired, no
 // leaves the host, the private key never does.
 type VaultPKI struct {
 	cfg    vault.Config
+	vc     *vault.Client
 	client apiClient
 	chain  []*x509.Certificate
 }
@@ -133,9 +134,12 @@ func (v *VaultPKI) Describe() string {
 
 func (v *VaultPKI) Chain() []*x509.Certificate { return v.chain }
 
+// Close revokes the token of an approle login.
+func (v *VaultPKI) Close() error { return v.vc.Close() }
+
 // NewVaultPKI logs in and reads the CA chain (<mount>/cert/ca_chain, else cert/ca), which
 // the decision needs before anything is signed. onSecret receives login tokens.
-func NewVaultPKI(ctx context.Context, cfg vault.Config, onSecret func(string)) (*VaultPKI, error) {
+func NewVaultPKI(ctx context.Context, cfg vault.Config, onSecret func(string)) (_ *VaultPKI, err error) {
 	v := &VaultPKI{cfg: cfg}
 	switch {
 	case cfg.Addr == "":
@@ -147,7 +151,12 @@ func NewVaultPKI(ctx context.Context, cfg vault.Config, onSecret func(string)) (
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", v.Describe(), vault.Describe(err))
 	}
-	v.client = apiClient{client}
+	v.vc, v.client = client, apiClient{client.Client}
+	defer func() {
+		if err != nil {
+			client.Close() // the error says what failed; a login token must not outlive it
+		}
+	}()
 	var chainPEM string
 	for _, p := range []string{"cert/ca_chain", "cert/ca"} {
 		data, err := v.client.read(ctx, v.mount()+"/"+p)
@@ -194,10 +203,20 @@ func (v *VaultPKI) Issue(ctx context.Context, key crypto.Signer, want *Desired, 
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", v.Describe(), vault.Describe(err))
 	}
+	c, err := SignedCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", v.Describe(), err)
+	}
+	return c, nil
+}
+
+// SignedCertificate decodes the data of a Vault PKI sign/<role> response: the first
+// certificate of its "certificate" field.
+func SignedCertificate(data map[string]any) (*x509.Certificate, error) {
 	certPEM, _ := data["certificate"].(string)
 	certs, err := ParseCerts([]byte(certPEM))
 	if err != nil {
-		return nil, fmt.Errorf("%s: the response holds no certificate: %v", v.Describe(), err)
+		return nil, fmt.Errorf("the response holds no certificate: %v", err)
 	}
 	return certs[0], nil
 }

@@ -182,9 +182,19 @@ func Run(m *ansible.Context, p *Params) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.TimeoutDuration())
 		defer cancel()
-		if ca, err = NewVaultPKI(ctx, cfg, func(tok string) { m.AddSecret(tok) }); err != nil {
+		if cfg.TLSSkipVerify {
+			m.Warn("%s", vault.SkipVerifyWarning("vault_pki"))
+		}
+		vp, err := NewVaultPKI(ctx, cfg, func(tok string) { m.AddSecret(tok) })
+		if err != nil {
 			return err
 		}
+		defer func() {
+			if err := vp.Close(); err != nil {
+				m.Warn("%v", err)
+			}
+		}()
+		ca = vp
 	} else if ca, err = NewInlineCA(p.CACert, p.CAKey, now); err != nil {
 		return err
 	}
@@ -192,6 +202,31 @@ func Run(m *ansible.Context, p *Params) error {
 	want.CAPEM = EncodeCerts(want.CA)
 	m.Set("issuer", certDN(want.CA[0]))
 
+	// Read, decide and write under one lock: two runs at once never leave one run's key
+	// beside the other's certificate.
+	lock, err := fileutil.LockFiles(s.paths.Cert, !m.CheckMode)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	// The CA file is shared by the server and client certificates (each has its own lock
+	// above): its own lock, always taken second, so no run removes another's live temp file.
+	caLock, err := fileutil.LockFiles(s.paths.CA, !m.CheckMode)
+	if err != nil {
+		return err
+	}
+	defer caLock.Unlock()
+	stale, err := fileutil.StaleTemps([]string{s.paths.Cert, s.paths.Key, s.paths.CA}, nil)
+	if err != nil {
+		return err
+	}
+	m.Set("removed_temp_files", append([]string{}, stale...))
+	if len(stale) > 0 && !m.CheckMode {
+		// A killed run's temp file may be a copy of a private key: it goes first.
+		if err := fileutil.RemoveFiles(stale); err != nil {
+			return err
+		}
+	}
 	cur, err := ReadCurrent(s.paths, p.InstallCACert, s.certAttrs, s.keyAttrs, s.caA)
 	if err != nil {
 		return err
@@ -201,7 +236,7 @@ func Run(m *ansible.Context, p *Params) error {
 	}
 	d := Decide(cur, want, s.paths, p.InstallCACert, now)
 	m.Set("reason", d.Reason)
-	m.Changed = d.Reason != ""
+	m.Changed = d.Reason != "" || len(stale) > 0
 
 	final := cur.Cert
 	if d.Issue {
@@ -225,7 +260,13 @@ func Run(m *ansible.Context, p *Params) error {
 		return nil
 	}
 
-	written, backups, err := apply(ctx, m, d, want, ca, s, p.Backup, now)
+	var written *x509.Certificate
+	var backups []string
+	if d.Reason != "" {
+		written, backups, err = apply(ctx, m, d, want, ca, s, p.Backup, now)
+	}
+	caLock.Unlock()
+	lock.Unlock()
 	if len(backups) > 0 {
 		m.Set("backup_files", backups)
 	}

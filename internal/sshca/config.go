@@ -34,11 +34,12 @@ type configLine struct {
 // parseConfig splits an sshd configuration into lines, with keyword and arguments as
 // sshd reads them (keyword and arguments separated by blanks or one '=').
 func parseConfig(data []byte) []configLine {
-	text := strings.ReplaceAll(string(data), "\r\n", "\n")
-	text = strings.TrimSuffix(text, "\n")
-	if text == "" {
+	if len(data) == 0 {
 		return nil
 	}
+	// CRs stay in the line's text (sshd reads them as blanks): rendering gives back the
+	// same bytes, so an edit never turns a stray CR and a new line into a CRLF.
+	text := strings.TrimSuffix(string(data), "\n") // a file of one blank line is one empty line, kept as it is
 	var out []configLine
 	inMatch := false
 	for _, raw := range strings.Split(text, "\n") {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/incus-access/incus-access/internal/ansible"
+	"github.com/incus-access/incus-access/internal/fileutil"
 	"github.com/incus-access/incus-access/internal/vault"
 )
 
@@ -50,6 +51,12 @@ func Run(m *ansible.Context, p *Params) error {
 		}
 		d.Keys = keys
 	}
+	// Read, decide and write under one lock, so two runs at once end in one run's state.
+	lock, err := fileutil.LockFiles(p.KeysFile, !m.CheckMode)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	st, err := ReadState(d)
 	if err != nil {
 		return err
@@ -57,6 +64,19 @@ func Run(m *ansible.Context, p *Params) error {
 	plan, err := NewTrustPlan(d, st)
 	if err != nil {
 		return fmt.Errorf("%v; nothing was changed", err)
+	}
+	stale, err := fileutil.StaleTemps(nonEmpty(p.KeysFile, p.SSHDConfig, plan.DropInPath), []string{p.PrincipalsDir})
+	if err != nil {
+		return err
+	}
+	m.Set("removed_temp_files", nonNil(stale))
+	if len(stale) > 0 {
+		m.Changed = true
+		if !m.CheckMode {
+			if err := fileutil.RemoveFiles(stale); err != nil {
+				return err
+			}
+		}
 	}
 	for _, w := range plan.Warnings {
 		m.Warn("%s", w)
@@ -72,7 +92,7 @@ func Run(m *ansible.Context, p *Params) error {
 		}
 	}
 	if !plan.Changed() {
-		m.Msg = upToDate(plan, p)
+		m.Msg = upToDate(plan, p) + staleNote(stale, m.CheckMode)
 		return nil
 	}
 	m.Changed = true
@@ -82,10 +102,11 @@ func Run(m *ansible.Context, p *Params) error {
 	}
 	if m.CheckMode {
 		m.Set("reload_required", true)
-		m.Msg = fmt.Sprintf("would change %d file(s)", len(plan.Files))
+		m.Msg = fmt.Sprintf("would change %d file(s)", len(plan.Files)) + staleNote(stale, true)
 		return nil
 	}
 	backups, err := plan.Apply(p.Backup)
+	lock.Unlock() // the reload needs no lock
 	if len(backups) > 0 {
 		m.Set("backup_files", backups)
 	}
@@ -93,7 +114,7 @@ func Run(m *ansible.Context, p *Params) error {
 		m.Set("reload_required", true)
 		return err
 	}
-	m.Msg = fmt.Sprintf("changed %d file(s)", len(plan.Files))
+	m.Msg = fmt.Sprintf("changed %d file(s)", len(plan.Files)) + staleNote(stale, false)
 	if !p.Reload {
 		m.Set("reload_required", true)
 		m.Msg += "; sshd not reloaded (reload=false)"
@@ -127,7 +148,10 @@ func collectKeys(ctx context.Context, m *ansible.Context, p *Params) ([]CAKey, e
 		lists = append(lists, keys)
 	}
 	if p.Vault != nil {
-		src := VaultCASource{Config: *p.Vault, OnSecret: func(s string) { m.AddSecret(s) }}
+		if p.Vault.TLSSkipVerify {
+			m.Warn("%s", vault.SkipVerifyWarning("vault"))
+		}
+		src := VaultCASource{Config: *p.Vault, OnSecret: func(s string) { m.AddSecret(s) }, OnWarn: func(w string) { m.Warn("%s", w) }}
 		text, err := src.Fetch(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%v; nothing was changed", err)
@@ -236,6 +260,27 @@ func upToDate(plan *TrustPlan, p *Params) string {
 		return "nothing to remove: sshd does not trust a CA through this module"
 	}
 	return fmt.Sprintf("sshd trusts %d CA key(s) through %s; nothing to change", len(plan.Keys), configFile(plan, p))
+}
+
+// staleNote tells about the temp files a killed run left, which this run removes.
+func staleNote(stale []string, check bool) string {
+	switch {
+	case len(stale) == 0:
+		return ""
+	case check:
+		return fmt.Sprintf("; would remove %d temp file(s) a killed run left", len(stale))
+	}
+	return fmt.Sprintf("; removed %d temp file(s) a killed run left", len(stale))
+}
+
+func nonEmpty(paths ...string) []string {
+	var out []string
+	for _, p := range paths {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func nonNil(s []string) []string {

@@ -21,6 +21,8 @@ type VaultCASource struct {
 	Config vault.Config
 	// OnSecret receives tokens obtained at run time (approle login), to be masked.
 	OnSecret func(string)
+	// OnWarn receives what the module should warn about (a token that could not be revoked).
+	OnWarn func(string)
 }
 
 // Name is how errors and the keys' sources name this source.
@@ -47,6 +49,11 @@ func (s VaultCASource) Fetch(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", s.describe(err)
 	}
+	defer func() {
+		if err := client.Close(); err != nil && s.OnWarn != nil {
+			s.OnWarn(err.Error())
+		}
+	}()
 	if c.Auth == "" || c.Auth == "none" {
 		resp, err := client.Logical().ReadRawWithContext(ctx, s.mount()+"/public_key")
 		if resp != nil {
@@ -74,9 +81,18 @@ func (s VaultCASource) Fetch(ctx context.Context) (string, error) {
 	if secret == nil || secret.Data == nil {
 		return "", fmt.Errorf("%s at %s: config/ca returned no data (is the mount an SSH secrets engine?)", s.Name(), c.Addr)
 	}
-	key, _ := secret.Data["public_key"].(string)
+	key, err := PublicKeyOf(secret.Data)
+	if err != nil {
+		return "", fmt.Errorf("%s at %s: %v", s.Name(), c.Addr, err)
+	}
+	return key, nil
+}
+
+// PublicKeyOf decodes the data of an SSH engine's config/ca response.
+func PublicKeyOf(data map[string]any) (string, error) {
+	key, _ := data["public_key"].(string)
 	if strings.TrimSpace(key) == "" {
-		return "", fmt.Errorf("%s at %s: config/ca returned an empty public_key", s.Name(), c.Addr)
+		return "", fmt.Errorf("config/ca returned an empty public_key")
 	}
 	return key, nil
 }

@@ -36,10 +36,39 @@ func (c Config) TimeoutDuration() time.Duration {
 	return time.Duration(c.Timeout) * time.Second
 }
 
+// Client is a Vault API client that knows whether its token came from a login here.
+type Client struct {
+	*api.Client
+	loggedIn bool
+}
+
+// Close revokes a token this process obtained by a login (auth/token/revoke-self), so no
+// live token outlives the module; a token given by the user is left alone.
+func (c *Client) Close() error {
+	if c == nil || !c.loggedIn {
+		return nil
+	}
+	// Its own deadline: the caller's context may have expired by now.
+	ctx, cancel := context.WithTimeout(context.Background(), c.Client.ClientTimeout())
+	defer cancel()
+	err := c.Auth().Token().RevokeSelfWithContext(ctx, "")
+	c.loggedIn = false
+	c.ClearToken()
+	if err != nil {
+		return fmt.Errorf("vault: revoking the approle login's token failed (it expires with its TTL): %s", Describe(err))
+	}
+	return nil
+}
+
+// SkipVerifyWarning is the warning every use of tls_skip_verify: true gets.
+func SkipVerifyWarning(option string) string {
+	return option + ".tls_skip_verify is true: the Vault server's certificate is not checked, so anyone on the network path can pose as it; give ca_cert instead"
+}
+
 // NewClient returns a client ready for requests: TLS settings applied, namespace set,
 // and logged in (approle) or given its token. onSecret receives tokens obtained by a
-// login, so the caller can mask them.
-func NewClient(ctx context.Context, c Config, onSecret func(string)) (*api.Client, error) {
+// login, so the caller can mask them. Close the client when done: it revokes such a token.
+func NewClient(ctx context.Context, c Config, onSecret func(string)) (*Client, error) {
 	cfg := api.DefaultConfig()
 	if cfg.Error != nil {
 		return nil, fmt.Errorf("vault: %w", cfg.Error)
@@ -85,10 +114,11 @@ func NewClient(ctx context.Context, c Config, onSecret func(string)) (*api.Clien
 			onSecret(secret.Auth.ClientToken)
 		}
 		client.SetToken(secret.Auth.ClientToken)
+		return &Client{Client: client, loggedIn: true}, nil
 	default:
 		return nil, fmt.Errorf("vault: unknown auth method %q", c.Auth)
 	}
-	return client, nil
+	return &Client{Client: client}, nil
 }
 
 // Describe turns a Vault API error into one line: the HTTP status and Vault's own error

@@ -134,3 +134,51 @@ func TestUnreachableAndUnknownAuth(t *testing.T) {
 		t.Fatal("default timeout")
 	}
 }
+
+// A token from an approle login is revoked by Close: OpenBao then rejects it (403). A
+// token the user gave is never revoked.
+func TestLabCloseRevokesTheLoginTokenOnly(t *testing.T) {
+	c := labConfig(t)
+	c.Auth, c.RoleID, c.SecretID = "approle", os.Getenv("LAB_VAULT_ROLE_ID"), os.Getenv("LAB_VAULT_SECRET_ID")
+	client, err := NewClient(context.Background(), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := client.Token()
+	lookup := func(tok string) error {
+		tc := labConfig(t)
+		tc.Auth, tc.Token = "token", tok
+		cl, err := NewClient(context.Background(), tc, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = cl.Auth().Token().LookupSelf()
+		return err
+	}
+	if err := lookup(token); err != nil {
+		t.Fatalf("the fresh login token does not work: %v", err)
+	}
+	if err := client.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := lookup(token); !strings.Contains(Describe(err), "HTTP 403") {
+		t.Fatalf("after Close the login token is not rejected with 403: %v", Describe(err))
+	}
+	if client.Close() != nil {
+		t.Fatal("a second Close must do nothing")
+	}
+
+	given := childToken(t, "incus-access")
+	tc := labConfig(t)
+	tc.Auth, tc.Token = "token", given
+	cl, err := NewClient(context.Background(), tc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lookup(given); err != nil {
+		t.Fatalf("Close revoked a token the user gave: %v", err)
+	}
+}
