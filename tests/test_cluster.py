@@ -32,8 +32,8 @@ from conftest import (LAB_INVENTORY, TRUST_STORE_LOCK, IncusTrustStore, lab_miss
 
 PLAYBOOK = 'playbooks/host-incus-update.yaml'
 MEMBERS = ('lab-c1', 'lab-c2')
-T_TRUST = 'incus_trust : Reconcile the trust store with incus_trusted_clients'
-T_SUMMARY = 'update_summary : Summarize this host'
+T_TRUST = 'incus_access.fleet.incus_trust : Reconcile the trust store with incus_trusted_clients'
+T_SUMMARY = 'incus_access.fleet.update_summary : Summarize this host'
 
 
 @pytest.fixture
