@@ -22,7 +22,7 @@ import shutil
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from test_host_incus_update import HOSTS, full_run, lab, lab_clients, lab_state  # noqa: F401
+from test_host_incus_update import HOSTS, full_run, lab, lab_clients, lab_state, libvirt_pki  # noqa: F401
 
 ROUNDS = 10
 
