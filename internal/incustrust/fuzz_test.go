@@ -2,6 +2,7 @@ package incustrust
 
 import (
 	"errors"
+	"github.com/incus-access/incus-access/internal/testlab"
 	"strings"
 	"testing"
 )
@@ -10,22 +11,7 @@ import (
 // the input (a base64 line could be a key); what parses keeps its fingerprint through
 // the canonical PEM and through CRLF line endings and YAML-style indentation.
 func FuzzParseCertificate(f *testing.F) {
-	// Seeds must be the same in every fuzzing process: a fixed certificate.
-	const certPEM = `-----BEGIN CERTIFICATE-----
-MIICETCCAbegAwIBAgIUHSeuRwW4BkXqTvq964bbOLaB73IwCgYIKoZIzj0EAwIw
-XTELMAkGA1UEBhMCQVUxEzARBgNVBAgMClF1ZWVuc2xhbmQxETAPBgNVBAcMCEJy
-aXNiYW5lMRQwEgYDVQQKDAtsaWJ2aXJ0Lm9yZzEQMA4GA1UEAwwHZnV6eiBDQTAg
-Fw0yNjEyMDIwODM5MTRaGA8yMTI2MTEwODA4MzkxNFowXTELMAkGA1UEBhMCQVUx
-EzARBgNVBAgMClF1ZWVuc2xhbmQxETAPBgNVBAcMCEJyaXNiYW5lMRQwEgYDVQQK
-DAtsaWJ2aXJ0Lm9yZzEQMA4GA1UEAwwHZnV6eiBDQTBZMBMGByqGSM49AgEGCCqG
-SM49AwEHA0IABBXer7jBUo8Yd4cYwFqXVtUQB8m3jWPAShhTmxCJn4iY0FkMYxET
-WRW90wFthq1nNZgv+8eFCWzPak7cNGTM2vejUzBRMB0GA1UdDgQWBBRgrigHlJU4
-p1fSXy7m80kZmppdbjAfBgNVHSMEGDAWgBRgrigHlJU4p1fSXy7m80kZmppdbjAP
-BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDSpB2Fp0s/elyyTE88
-oBxr+CfMkOfPeS7LJ9omZHnr/QIgVeqMk+T6iP3tH1dDgq+g9fodx0TpXThnmSC3
-WunZlU8=
------END CERTIFICATE-----
-`
+	certPEM := testlab.FuzzSeedCertPEM
 	f.Add(certPEM)
 	f.Add(certPEM + "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n-----END EC PRIVATE KEY-----\n")
 	f.Add("  " + strings.ReplaceAll(certPEM, "\n", "\r\n  "))

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"github.com/incus-access/incus-access/internal/testlab"
 	"math/big"
 	"strings"
 	"testing"
@@ -15,30 +16,12 @@ import (
 	"github.com/hashicorp/vault/api"
 )
 
-// seedCertPEM is a fixed CA certificate for the seed corpora: seeds must be the same in
-// every fuzzing process, so they cannot be made at run time.
-const seedCertPEM = `-----BEGIN CERTIFICATE-----
-MIICETCCAbegAwIBAgIUHSeuRwW4BkXqTvq964bbOLaB73IwCgYIKoZIzj0EAwIw
-XTELMAkGA1UEBhMCQVUxEzARBgNVBAgMClF1ZWVuc2xhbmQxETAPBgNVBAcMCEJy
-aXNiYW5lMRQwEgYDVQQKDAtsaWJ2aXJ0Lm9yZzEQMA4GA1UEAwwHZnV6eiBDQTAg
-Fw0yNjEyMDIwODM5MTRaGA8yMTI2MTEwODA4MzkxNFowXTELMAkGA1UEBhMCQVUx
-EzARBgNVBAgMClF1ZWVuc2xhbmQxETAPBgNVBAcMCEJyaXNiYW5lMRQwEgYDVQQK
-DAtsaWJ2aXJ0Lm9yZzEQMA4GA1UEAwwHZnV6eiBDQTBZMBMGByqGSM49AgEGCCqG
-SM49AwEHA0IABBXer7jBUo8Yd4cYwFqXVtUQB8m3jWPAShhTmxCJn4iY0FkMYxET
-WRW90wFthq1nNZgv+8eFCWzPak7cNGTM2vejUzBRMB0GA1UdDgQWBBRgrigHlJU4
-p1fSXy7m80kZmppdbjAfBgNVHSMEGDAWgBRgrigHlJU4p1fSXy7m80kZmppdbjAP
-BgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0gAMEUCIQDSpB2Fp0s/elyyTE88
-oBxr+CfMkOfPeS7LJ9omZHnr/QIgVeqMk+T6iP3tH1dDgq+g9fodx0TpXThnmSC3
-WunZlU8=
------END CERTIFICATE-----
-`
-
 // FuzzParseCerts: arbitrary PEM text never panics; what parses encodes and parses back
 // to the same certificates (compared by DER).
 func FuzzParseCerts(f *testing.F) {
-	f.Add([]byte(seedCertPEM))
-	f.Add([]byte(seedCertPEM + seedCertPEM))
-	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n" + seedCertPEM))
+	f.Add([]byte(testlab.FuzzSeedCertPEM))
+	f.Add([]byte(testlab.FuzzSeedCertPEM + testlab.FuzzSeedCertPEM))
+	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n" + testlab.FuzzSeedCertPEM))
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		certs, err := ParseCerts(data)
@@ -119,7 +102,7 @@ func FuzzDNBuilder(f *testing.F) {
 
 // FuzzPrintedDN: arbitrary DER never panics the DN printer.
 func FuzzPrintedDN(f *testing.F) {
-	seed, err := ParseCerts([]byte(seedCertPEM))
+	seed, err := ParseCerts([]byte(testlab.FuzzSeedCertPEM))
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -136,7 +119,7 @@ func FuzzPrintedDN(f *testing.F) {
 // FuzzVaultSignResponse: any HTTP body Vault could answer sign/<role> with decodes to a
 // certificate or an error, never a panic.
 func FuzzVaultSignResponse(f *testing.F) {
-	f.Add([]byte(`{"data":{"certificate":` + quoteJSON(seedCertPEM) + `,"issuing_ca":"x","serial_number":"01"}}`))
+	f.Add([]byte(`{"data":{"certificate":` + quoteJSON(testlab.FuzzSeedCertPEM) + `,"issuing_ca":"x","serial_number":"01"}}`))
 	f.Add([]byte(`{"data":{"certificate":42}}`))
 	f.Add([]byte(`{"data":null,"warnings":["w"]}`))
 	f.Add([]byte(`{"errors":["permission denied"]}`))
