@@ -335,3 +335,12 @@ def test_task_environment_reaches_the_module(lab, tmp_path):
     assert res['r2'].get('failed') and '/var/lib/incus/unix.socket' in res['r2']['msg'], res['r2']
     r = play(tmp_path, HOST1, [task], host_vars=dict(hv, incus_access_cache_enabled=False))
     assert r.results['h1']['r0']['executor']['cache'] == 'fallback' and 'certificates' in r.results['h1']['r0'], r
+
+
+def test_cache_root_from_the_environment(lab, tmp_path):
+    """INCUS_ACCESS_CACHE_ROOT on the controller sets the cache root of every host without a
+    host variable (documented in the executor's doc fragment and the README)."""
+    root = tmp_path / 'env-cache'
+    r = play(tmp_path, HOST1, [audit()], env={'INCUS_ACCESS_CACHE_ROOT': str(root)})
+    assert r.rc == 0 and r.results['h1']['r0']['executor'] == {'cache': 'miss'}, r
+    assert cache_file(root).exists()

@@ -252,3 +252,14 @@ def test_sha256_sidecar_is_used_only_while_current(tmp_path):
     assert executor._sha256(str(b)) == '0' * 64   # written after the binary: trusted
     os.utime(side, ns=(0, 0))
     assert executor._sha256(str(b)) == hashlib.sha256(b'one').hexdigest()   # stale: computed
+
+
+def test_ini_setting_reads_the_incus_access_section_of_ansible_cfg(tmp_path, monkeypatch):
+    cfg = tmp_path / 'ansible.cfg'
+    cfg.write_text('[defaults]\ninventory = x\n\n[incus_access]\ncache_root = /srv/ia cache\nkeep_days = 3\n')
+    monkeypatch.setattr(executor.C, 'CONFIG_FILE', str(cfg), raising=False)
+    assert executor._ini_setting('cache_root') == '/srv/ia cache'
+    assert executor._ini_setting('keep_days') == '3'
+    assert executor._ini_setting('bin_dir') is None
+    cfg.write_text('[defaults]\ninventory = x\n')
+    assert executor._ini_setting('cache_root') is None
