@@ -50,8 +50,8 @@ build_debian() {
   root=$(mktemp -d "$LAB_CACHE/images/debian-build.XXXXXX")
   log "debian image: mmdebstrap --variant=minbase bookworm (usually about a minute; cached afterwards)"
   local t0=$SECONDS
-  # mmdebstrap, not debootstrap: apt downloads in parallel and installs in one pass, about
-  # half of debootstrap's time here (58 s against 123 s, side by side)
+  # mmdebstrap, not debootstrap: apt downloads in parallel and installs in one pass
+  # (medians of runs in turn here: 39 s against debootstrap's 60 s, 0.65x)
   rmdir "$root"   # mmdebstrap wants to create its target
   PROGRESS_LOG=$root.log "$LAB_ROOT/tools/with-progress.sh" "lab: mmdebstrap" "about a minute" \
     mmdebstrap --variant=minbase --include=python3,acl,sudo,openssh-server,libpam-modules,iproute2 \
