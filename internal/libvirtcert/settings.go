@@ -9,17 +9,6 @@ import (
 	"github.com/incus-access/incus-access/internal/fileutil"
 )
 
-// Subject is the seed's certtool template fields plus the SANs.
-type Subject struct {
-	Country            string   `ansible:"country"`
-	State              string   `ansible:"state"`
-	Locality           string   `ansible:"locality"`
-	Organization       string   `ansible:"organization"`
-	OrganizationalUnit string   `ansible:"organizational_unit"`
-	CommonName         string   `ansible:"common_name"`
-	SAN                []string `ansible:"san"`
-}
-
 // The seed's file locations.
 const (
 	DefaultCACertPath = "/etc/pki/CA/cacert.pem"
