@@ -10,14 +10,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/incus-access/incus-access/internal/ansible"
 	"github.com/incus-access/incus-access/internal/fileutil"
 )
 
 // apply carries out a decision: issue (new key made here, certificate signed and checked
 // before the first write), back up, then write CA, key and certificate atomically.
+// onSecret receives the generated key before anything can print it.
 // It returns the new certificate (nil when none was issued) and the backups made.
-func apply(ctx context.Context, m *ansible.Context, d Decision, want *Desired, ca IssuingCA, s *settings, backup bool, now time.Time) (*x509.Certificate, []string, error) {
+func apply(ctx context.Context, d Decision, want *Desired, ca IssuingCA, s *Settings, backup bool, now time.Time, onSecret func(string)) (*x509.Certificate, []string, error) {
 	type file struct {
 		path string
 		data []byte
@@ -34,7 +34,7 @@ func apply(ctx context.Context, m *ansible.Context, d Decision, want *Desired, c
 		if err != nil {
 			return nil, nil, fmt.Errorf("encoding the key: %v", err)
 		}
-		m.AddSecret(string(keyPEM))
+		onSecret(string(keyPEM))
 		issued, err = ca.Issue(ctx, key, want, now)
 		if err != nil {
 			return nil, nil, err
@@ -42,30 +42,23 @@ func apply(ctx context.Context, m *ansible.Context, d Decision, want *Desired, c
 		if err := CheckIssued(issued, key, want, ca); err != nil {
 			return nil, nil, err
 		}
-		files = append(files, file{s.paths.Key, keyPEM, s.keyAttrs}, file{s.paths.Cert, EncodeCerts([]*x509.Certificate{issued}), s.certAttrs})
+		files = append(files, file{s.Paths.Key, keyPEM, s.KeyAttrs}, file{s.Paths.Cert, EncodeCerts([]*x509.Certificate{issued}), s.CertAttrs})
 	}
 	if d.WriteCA {
-		files = append([]file{{s.paths.CA, want.CAPEM, s.caA}}, files...)
+		files = append([]file{{s.Paths.CA, want.CAPEM, s.CAAttrs}}, files...)
 	}
 	for _, p := range d.FixAttrs {
 		data, _, err := fileutil.Read(p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("cannot read %s: %w", p, err)
 		}
-		a := s.certAttrs
-		switch p {
-		case s.paths.Key:
-			a = s.keyAttrs
-		case s.paths.CA:
-			a = s.caA
-		}
-		files = append(files, file{p, data, a})
+		files = append(files, file{p, data, s.AttrsOf(p)})
 	}
 
 	var backups []string
 	if backup {
 		for _, f := range files {
-			if !d.Issue && !(d.WriteCA && f.path == s.paths.CA) {
+			if !d.Issue && !(d.WriteCA && f.path == s.Paths.CA) {
 				continue // only attributes change: the content stays, nothing to keep
 			}
 			b, err := fileutil.Backup(f.path)
@@ -79,7 +72,7 @@ func apply(ctx context.Context, m *ansible.Context, d Decision, want *Desired, c
 	}
 	var done []string
 	for _, f := range files {
-		if err := ensureDir(f.path, f.path == s.paths.Key); err != nil {
+		if err := ensureDir(f.path, f.path == s.Paths.Key); err != nil {
 			return nil, backups, partial(err, done)
 		}
 		if err := fileutil.WriteAtomic(f.path, f.data, f.a); err != nil {
@@ -117,56 +110,58 @@ func ensureDir(path string, private bool) error {
 	return os.Chmod(dir, mode) // Mkdir's mode is filtered by the umask
 }
 
-// runAbsent removes the certificate and key (the CA file stays: other certificates of
-// this host use it too).
-func runAbsent(m *ansible.Context, p *Params, s *settings) error {
-	var present []string
-	for _, path := range []string{s.paths.Cert, s.paths.Key} {
+// Removal is what state=absent removes: the certificate and key files present now. The
+// CA file stays: other certificates of this host use it too.
+type Removal struct {
+	Present []string
+	Before  string // the certificate as diff mode shows it
+}
+
+// PlanRemoval finds which of the certificate and key are present.
+func PlanRemoval(p Paths) (*Removal, error) {
+	r := &Removal{Before: "(unreadable)\n"}
+	for _, path := range []string{p.Cert, p.Key} {
 		if _, err := os.Lstat(path); err == nil {
-			present = append(present, path)
+			r.Present = append(r.Present, path)
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("cannot check %s: %w", path, err)
+			return nil, fmt.Errorf("cannot check %s: %w", path, err)
 		}
 	}
-	m.Set("reason", "")
-	if len(present) == 0 {
-		m.Msg = "certificate and key are absent"
-		return nil
-	}
-	reason := "state absent: " + strings.Join(present, ", ") + " present"
-	m.Set("reason", reason)
-	m.Changed = true
-	if m.DiffMode {
-		before := "(unreadable)\n"
-		if data, _, _ := fileutil.Read(s.paths.Cert); data != nil {
-			if certs, err := ParseCerts(data); err == nil {
-				before = summary(certs[0])
-			}
+	if data, _, _ := fileutil.Read(p.Cert); data != nil {
+		if certs, err := ParseCerts(data); err == nil {
+			r.Before = summary(certs[0])
 		}
-		m.AddDiff(s.paths.Cert, before, "(absent)\n")
 	}
-	if m.CheckMode {
-		m.Msg = "would remove " + strings.Join(present, ", ")
-		return nil
+	return r, nil
+}
+
+// Reason is why the run changes something, or "" when both files are gone already.
+func (r *Removal) Reason() string {
+	if len(r.Present) == 0 {
+		return ""
 	}
+	return "state absent: " + strings.Join(r.Present, ", ") + " present"
+}
+
+// Apply removes the present files, each backed up first when backup is set. The backups
+// made are returned on failure too.
+func (r *Removal) Apply(backup bool) ([]string, error) {
 	var backups []string
-	for _, path := range present {
-		if p.Backup {
+	for _, path := range r.Present {
+		if backup {
 			b, err := fileutil.Backup(path)
 			if err != nil {
-				return err
+				return backups, err
 			}
 			if b != "" {
 				backups = append(backups, b)
-				m.Set("backup_files", backups)
 			}
 		}
 		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("cannot remove %s: %w", path, err)
+			return backups, fmt.Errorf("cannot remove %s: %w", path, err)
 		}
 	}
-	m.Msg = "removed " + strings.Join(present, ", ")
-	return nil
+	return backups, nil
 }
 
 // summary is a certificate as diff mode shows it: public facts only, never key material.

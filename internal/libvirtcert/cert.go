@@ -16,6 +16,17 @@ import (
 	"time"
 )
 
+// Subject is the seed's certtool template fields plus the SANs.
+type Subject struct {
+	Country            string   `ansible:"country"`
+	State              string   `ansible:"state"`
+	Locality           string   `ansible:"locality"`
+	Organization       string   `ansible:"organization"`
+	OrganizationalUnit string   `ansible:"organizational_unit"`
+	CommonName         string   `ansible:"common_name"`
+	SAN                []string `ansible:"san"`
+}
+
 // Desired is what the certificate on the target must be.
 type Desired struct {
 	Type        string // client | server

@@ -32,35 +32,26 @@ type Current struct {
 // ReadCurrent reads the target's files; a missing or broken file is recorded, not an
 // error. installCA says whether the CA file is managed.
 func ReadCurrent(p Paths, installCA bool, certAttrs, keyAttrs, caAttrs fileutil.Attrs) (*Current, error) {
-	cur := &Current{}
+	var certPEM, keyPEM, caPEM []byte
 	var err error
-	if cur.CertPEM, _, err = fileutil.Read(p.Cert); err != nil {
+	if certPEM, _, err = fileutil.Read(p.Cert); err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", p.Cert, err)
 	}
-	if cur.KeyPEM, _, err = fileutil.Read(p.Key); err != nil {
+	if keyPEM, _, err = fileutil.Read(p.Key); err != nil {
 		return nil, fmt.Errorf("cannot read %s: %w", p.Key, err)
 	}
-	if cur.CertPEM != nil {
-		var certs []*x509.Certificate
-		if certs, cur.CertErr = ParseCerts(cur.CertPEM); cur.CertErr == nil {
-			cur.Cert = certs[0]
+	if installCA {
+		if caPEM, _, err = fileutil.Read(p.CA); err != nil {
+			return nil, fmt.Errorf("cannot read %s: %w", p.CA, err)
 		}
 	}
-	if cur.KeyPEM != nil {
-		cur.Key, cur.KeyErr = ParseKey(cur.KeyPEM)
-	}
+	cur := NewCurrent(certPEM, keyPEM, caPEM)
 	files := []struct {
 		path string
 		a    fileutil.Attrs
 		has  bool
 	}{{p.Cert, certAttrs, cur.CertPEM != nil}, {p.Key, keyAttrs, cur.KeyPEM != nil}}
 	if installCA {
-		if cur.CAPEM, _, err = fileutil.Read(p.CA); err != nil {
-			return nil, fmt.Errorf("cannot read %s: %w", p.CA, err)
-		}
-		if cur.CAPEM != nil {
-			cur.CA, cur.CAErr = ParseCerts(cur.CAPEM)
-		}
 		files = append(files, struct {
 			path string
 			a    fileutil.Attrs
@@ -80,6 +71,25 @@ func ReadCurrent(p Paths, installCA bool, certAttrs, keyAttrs, caAttrs fileutil.
 		}
 	}
 	return cur, nil
+}
+
+// NewCurrent parses the contents of the three files (nil: the file is missing); a
+// broken file is recorded in CertErr, KeyErr or CAErr.
+func NewCurrent(certPEM, keyPEM, caPEM []byte) *Current {
+	cur := &Current{CertPEM: certPEM, KeyPEM: keyPEM, CAPEM: caPEM}
+	if certPEM != nil {
+		var certs []*x509.Certificate
+		if certs, cur.CertErr = ParseCerts(certPEM); cur.CertErr == nil {
+			cur.Cert = certs[0]
+		}
+	}
+	if keyPEM != nil {
+		cur.Key, cur.KeyErr = ParseKey(keyPEM)
+	}
+	if caPEM != nil {
+		cur.CA, cur.CAErr = ParseCerts(caPEM)
+	}
+	return cur
 }
 
 // Decision is what a run does and why. Reason is "" when nothing needs doing.

@@ -1,11 +1,15 @@
 package libvirtcert
 
 import (
+	"bytes"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"os/exec"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 func rawName(t *testing.T, n pkix.Name) []byte {
@@ -71,13 +75,13 @@ func TestSubjectDNMatchesVirtPKIQueryDN(t *testing.T) {
 	if err != nil {
 		t.Skip("virt-pki-query-dn is not installed (libvirt-clients)")
 	}
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	for _, org := range []string{"libvirt.org", `lib[v],irt+o"rg`, "a;b<c>"} {
 		f := newFiles(t, t.TempDir())
-		s := seedSubject("host1")
+		s := testlab.SeedSubject("host1")
 		s["organization"] = org
 		s["organizational_unit"] = "virt"
-		res := mustRun(t, merge(ca.args(), f.args(), map[string]any{"subject": s}))
+		res := mustRun(t, merge(ca.Args(), f.args(), map[string]any{"subject": s}))
 		out, err := exec.Command(bin, f.Cert).CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s: %v %s", bin, err, out)
@@ -86,4 +90,50 @@ func TestSubjectDNMatchesVirtPKIQueryDN(t *testing.T) {
 			t.Errorf("virt-pki-query-dn %q, module %q / %q", got, res["subject_dn_printed"], res["subject_dn"])
 		}
 	}
+}
+
+// globMatch is GLib's g_pattern_match_simple, which libvirt matches tls_allowed_dn_list
+// with: "*" any run of characters, "?" one character, nothing escapes.
+func globMatch(pattern, s string) bool {
+	if pattern == "" {
+		return s == ""
+	}
+	p, n := utf8.DecodeRuneInString(pattern)
+	switch p {
+	case '*':
+		for i := 0; ; {
+			if globMatch(pattern[n:], s[i:]) {
+				return true
+			}
+			if i == len(s) {
+				return false
+			}
+			_, w := utf8.DecodeRuneInString(s[i:])
+			i += w
+		}
+	case '?':
+		if s == "" {
+			return false
+		}
+		_, w := utf8.DecodeRuneInString(s)
+		return globMatch(pattern[n:], s[w:])
+	}
+	c, w := utf8.DecodeRuneInString(s)
+	return s != "" && c == p && globMatch(pattern[n:], s[w:])
+}
+
+// FuzzPrintedDN: arbitrary DER never panics the DN printer.
+func FuzzPrintedDN(f *testing.F) {
+	seed, err := ParseCerts([]byte(testlab.FuzzSeedCertPEM))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed[0].RawSubject)
+	f.Add([]byte{0x30, 0x00})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		dn, err := PrintedDN(raw)
+		if err == nil && strings.Contains(dn, "\x00") && !bytes.Contains(raw, []byte{0}) {
+			t.Fatalf("a NUL appeared from nowhere: %q", dn)
+		}
+	})
 }

@@ -1,89 +1,17 @@
 package libvirtcert
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/incus-access/incus-access/internal/ansible"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
-
-// testCA is a CA made for a test.
-type testCA struct {
-	Cert            *x509.Certificate
-	Key             crypto.Signer
-	CertPEM, KeyPEM string
-}
-
-type caOpts struct {
-	notCA     bool
-	notBefore time.Time
-	notAfter  time.Time
-}
-
-func newCA(t testing.TB, cn string, o caOpts) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.notBefore.IsZero() {
-		o.notBefore = time.Now().Add(-time.Hour)
-	}
-	if o.notAfter.IsZero() {
-		o.notAfter = time.Now().Add(10 * 365 * 24 * time.Hour)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn, Organization: []string{"libvirt.org"}},
-		NotBefore: o.notBefore, NotAfter: o.notAfter,
-		BasicConstraintsValid: true, IsCA: !o.notCA,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	keyPEM, _ := MarshalKey(key)
-	return &testCA{Cert: cert, Key: key, CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), KeyPEM: string(keyPEM)}
-}
-
-// args returns the module arguments for an inline CA.
-func (c *testCA) args() map[string]any {
-	return map[string]any{"ca_cert": c.CertPEM, "ca_key": c.KeyPEM}
-}
-
-// certWith signs a certificate for key with a template the test controls (expired ones,
-// wrong extensions), bypassing the module.
-func (c *testCA) certWith(t testing.TB, key crypto.Signer, tmpl *x509.Certificate) []byte {
-	t.Helper()
-	if tmpl.SerialNumber == nil {
-		tmpl.SerialNumber = big.NewInt(time.Now().UnixNano())
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.Cert, key.Public(), c.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-}
-
-// seedSubject is the seed's template fields for a client.
-func seedSubject(cn string) map[string]any {
-	return map[string]any{"country": "AU", "state": "Queensland", "locality": "Brisbane", "organization": "libvirt.org", "common_name": cn}
-}
 
 // files is a test's three target files under a temp dir, owned by the test's user.
 type files struct {

@@ -6,10 +6,8 @@ package libvirtcert
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,17 +15,6 @@ import (
 	"github.com/incus-access/incus-access/internal/fileutil"
 	"github.com/incus-access/incus-access/internal/vault"
 )
-
-// Subject is the seed's certtool template fields plus the SANs.
-type Subject struct {
-	Country            string   `ansible:"country"`
-	State              string   `ansible:"state"`
-	Locality           string   `ansible:"locality"`
-	Organization       string   `ansible:"organization"`
-	OrganizationalUnit string   `ansible:"organizational_unit"`
-	CommonName         string   `ansible:"common_name"`
-	SAN                []string `ansible:"san"`
-}
 
 // Params are the module's options (modules/libvirt_cert/libvirt_cert.yml).
 type Params struct {
@@ -53,131 +40,36 @@ type Params struct {
 	Backup          bool          `ansible:"backup"`
 }
 
-// The seed's file locations.
-const (
-	DefaultCACertPath = "/etc/pki/CA/cacert.pem"
-	SeedSELinuxLabel  = "system_u:object_r:cert_t:s0"
-)
-
-// DefaultPaths are the seed's certificate and key paths for a type.
-func DefaultPaths(typ string) Paths {
-	if typ == "server" {
-		return Paths{Cert: "/etc/pki/libvirt/servercert.pem", Key: "/etc/pki/libvirt/private/serverkey.pem", CA: DefaultCACertPath}
-	}
-	return Paths{Cert: "/etc/pki/libvirt/clientcert.pem", Key: "/etc/pki/libvirt/private/clientkey.pem", CA: DefaultCACertPath}
-}
-
-// settings is Params checked and resolved: paths, attributes, key kind.
-type settings struct {
-	paths                    Paths
-	certAttrs, keyAttrs, caA fileutil.Attrs
-	selinux                  string // what the result says about SELinux
-}
-
-func resolve(p *Params) (*settings, error) {
-	s := &settings{paths: DefaultPaths(p.Type)}
-	if p.CertPath != "" {
-		s.paths.Cert = p.CertPath
-	}
-	if p.KeyPath != "" {
-		s.paths.Key = p.KeyPath
-	}
-	if p.CACertPath != "" {
-		s.paths.CA = p.CACertPath
-	}
-	seen := map[string]string{}
-	for name, path := range map[string]string{"cert_path": s.paths.Cert, "key_path": s.paths.Key, "ca_cert_path": s.paths.CA} {
-		if !strings.HasPrefix(path, "/") {
-			return nil, fmt.Errorf("%s %q is not an absolute path", name, path)
-		}
-		if other, dup := seen[path]; dup && (p.InstallCACert || (name != "ca_cert_path" && other != "ca_cert_path")) {
-			return nil, fmt.Errorf("%s and %s are the same file %s", other, name, path)
-		}
-		seen[path] = name
-	}
-	mode, err := parseMode("mode", p.Mode)
-	if err != nil {
-		return nil, err
-	}
-	caMode, err := parseMode("ca_cert_mode", p.CACertMode)
-	if err != nil {
-		return nil, err
-	}
-	label := ""
-	if fileutil.SELinuxEnabled() {
-		label = p.SELinuxLabel
-		s.selinux = "SELinux is enabled: files labelled " + label
-		if label == "" {
-			s.selinux = "SELinux is enabled; selinux_label is empty, so the policy's default label applies"
-		}
-	} else {
-		s.selinux = "SELinux is not enabled on this host: no label set"
-	}
-	s.certAttrs = fileutil.Attrs{Owner: p.Owner, Group: p.Group, Mode: mode, SELinuxLabel: label}
-	s.keyAttrs = s.certAttrs
-	s.caA = fileutil.Attrs{Owner: p.Owner, Group: p.Group, Mode: caMode, SELinuxLabel: label}
-	if _, err := fileutil.AttrsDiffer("/", s.certAttrs); err != nil {
-		return nil, err // owner or group does not exist
-	}
-	return s, nil
-}
-
-func parseMode(name, v string) (os.FileMode, error) {
-	n, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
-	if err != nil || n > 0o777 {
-		return 0, fmt.Errorf("%s %q is not an octal file mode such as 0400", name, v)
-	}
-	return os.FileMode(n), nil
-}
-
-// keySpec applies the key_size default of each key_type.
-func keySpec(p *Params) KeySpec {
-	k := KeySpec{Type: p.KeyType, Size: p.KeySize}
-	if k.Size == 0 {
-		k.Size = 2048
-		if k.Type == "ecdsa" {
-			k.Size = 256
-		}
-	}
-	return k
-}
-
-// Run is the libvirt_cert module.
+// Run is the libvirt_cert module: resolve the settings, remove (state=absent) or build
+// the desired certificate, open the CA, read, decide and write under the lock, report.
+// The sidecar enforces the signing source rules (one of ca_cert + ca_key or vault_pki).
 func Run(m *ansible.Context, p *Params) error {
-	m.AddSecret(p.CAKey)
-	s, err := resolve(p)
+	s, err := Resolve(FileOptions{Type: p.Type, CertPath: p.CertPath, KeyPath: p.KeyPath, CACertPath: p.CACertPath,
+		InstallCACert: p.InstallCACert, Owner: p.Owner, Group: p.Group, Mode: p.Mode, CACertMode: p.CACertMode,
+		SELinuxLabel: p.SELinuxLabel})
 	if err != nil {
 		return err
 	}
-	m.Set("cert_path", s.paths.Cert)
-	m.Set("key_path", s.paths.Key)
-	m.Set("selinux", s.selinux)
+	m.Set("cert_path", s.Paths.Cert)
+	m.Set("key_path", s.Paths.Key)
+	m.Set("selinux", s.SELinux)
 	if p.State == "absent" {
-		return runAbsent(m, p, s)
+		return runAbsent(m, s, p.Backup)
 	}
-	m.Set("ca_cert_path", s.paths.CA)
-	hasInline, hasVault := p.CACert != "" || p.CAKey != "", p.VaultPKI != nil
-	switch {
-	case hasInline && hasVault:
-		return errors.New("give one signing source: ca_cert + ca_key, or vault_pki, not both")
-	case !hasInline && !hasVault:
-		return errors.New("no signing source: give ca_cert + ca_key, or vault_pki")
-	case hasInline && (p.CACert == "" || p.CAKey == ""):
-		return errors.New("ca_cert and ca_key go together")
-	}
+	m.Set("ca_cert_path", s.Paths.CA)
 	if p.Subject.CommonName == "" {
 		if p.Subject.CommonName, err = os.Hostname(); err != nil {
 			return fmt.Errorf("subject.common_name is not set and the hostname is unknown: %v", err)
 		}
 	}
-	want, err := NewDesired(p.Type, p.Subject, keySpec(p), p.ValidityDays, p.RenewBeforeDays)
+	want, err := NewDesired(p.Type, p.Subject, NewKeySpec(p.KeyType, p.KeySize), p.ValidityDays, p.RenewBeforeDays)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	ctx := context.Background()
 	var ca IssuingCA
-	if hasVault {
+	if p.VaultPKI != nil {
 		cfg := *p.VaultPKI
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.TimeoutDuration())
@@ -204,19 +96,19 @@ func Run(m *ansible.Context, p *Params) error {
 
 	// Read, decide and write under one lock: two runs at once never leave one run's key
 	// beside the other's certificate.
-	lock, err := fileutil.LockFiles(s.paths.Cert, !m.CheckMode)
+	lock, err := fileutil.LockFiles(s.Paths.Cert, !m.CheckMode)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
 	// The CA file is shared by the server and client certificates (each has its own lock
 	// above): its own lock, always taken second, so no run removes another's live temp file.
-	caLock, err := fileutil.LockFiles(s.paths.CA, !m.CheckMode)
+	caLock, err := fileutil.LockFiles(s.Paths.CA, !m.CheckMode)
 	if err != nil {
 		return err
 	}
 	defer caLock.Unlock()
-	stale, err := fileutil.StaleTemps([]string{s.paths.Cert, s.paths.Key, s.paths.CA}, nil)
+	stale, err := fileutil.StaleTemps([]string{s.Paths.Cert, s.Paths.Key, s.Paths.CA}, nil)
 	if err != nil {
 		return err
 	}
@@ -227,14 +119,14 @@ func Run(m *ansible.Context, p *Params) error {
 			return err
 		}
 	}
-	cur, err := ReadCurrent(s.paths, p.InstallCACert, s.certAttrs, s.keyAttrs, s.caA)
+	cur, err := ReadCurrent(s.Paths, s.InstallCACert, s.CertAttrs, s.KeyAttrs, s.CAAttrs)
 	if err != nil {
 		return err
 	}
 	if cur.KeyPEM != nil {
 		m.AddSecret(string(cur.KeyPEM))
 	}
-	d := Decide(cur, want, s.paths, p.InstallCACert, now)
+	d := Decide(cur, want, s.Paths, s.InstallCACert, now)
 	m.Set("reason", d.Reason)
 	m.Changed = d.Reason != "" || len(stale) > 0
 
@@ -254,7 +146,7 @@ func Run(m *ansible.Context, p *Params) error {
 			dn = predict(m, want, now)
 		}
 		if m.DiffMode && m.Changed {
-			m.AddDiff(s.paths.Cert, before, predictedSummary(want, d, cur.Cert, now))
+			m.AddDiff(s.Paths.Cert, before, predictedSummary(want, d, cur.Cert, now))
 		}
 		m.Msg = message(d, p.Type, m.CheckMode, dn)
 		return nil
@@ -263,7 +155,7 @@ func Run(m *ansible.Context, p *Params) error {
 	var written *x509.Certificate
 	var backups []string
 	if d.Reason != "" {
-		written, backups, err = apply(ctx, m, d, want, ca, s, p.Backup, now)
+		written, backups, err = apply(ctx, d, want, ca, s, p.Backup, now, func(key string) { m.AddSecret(key) })
 	}
 	caLock.Unlock()
 	lock.Unlock()
@@ -280,9 +172,39 @@ func Run(m *ansible.Context, p *Params) error {
 		return err
 	}
 	if m.DiffMode {
-		m.AddDiff(s.paths.Cert, before, summary(final))
+		m.AddDiff(s.Paths.Cert, before, summary(final))
 	}
 	m.Msg = message(d, p.Type, false, dn)
+	return nil
+}
+
+// runAbsent removes the certificate and key (PlanRemoval), reporting as the module does.
+func runAbsent(m *ansible.Context, s *Settings, backup bool) error {
+	r, err := PlanRemoval(s.Paths)
+	if err != nil {
+		return err
+	}
+	m.Set("reason", r.Reason())
+	if r.Reason() == "" {
+		m.Msg = "certificate and key are absent"
+		return nil
+	}
+	m.Changed = true
+	if m.DiffMode {
+		m.AddDiff(s.Paths.Cert, r.Before, "(absent)\n")
+	}
+	if m.CheckMode {
+		m.Msg = "would remove " + strings.Join(r.Present, ", ")
+		return nil
+	}
+	backups, err := r.Apply(backup)
+	if len(backups) > 0 {
+		m.Set("backup_files", backups)
+	}
+	if err != nil {
+		return err
+	}
+	m.Msg = "removed " + strings.Join(r.Present, ", ")
 	return nil
 }
 

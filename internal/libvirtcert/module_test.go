@@ -12,12 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 func TestFirstRunIssuesTheSeedCertificateThenConverges(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
-	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")})
+	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")})
 
 	res := mustRun(t, args)
 	if res["changed"] != true || res["reason"] != "certificate and key missing" {
@@ -88,12 +90,12 @@ func TestRenewalReasons(t *testing.T) {
 		reason string
 	}{
 		{"organization", func(t *testing.T, f files, a map[string]any) {
-			s := seedSubject("host1")
+			s := testlab.SeedSubject("host1")
 			s["organization"] = "example.org"
 			a["subject"] = s
 		}, "subject changed (C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=host1 -> C=AU,ST=Queensland,L=Brisbane,O=example.org,CN=host1)"},
 		{"san", func(t *testing.T, f files, a map[string]any) {
-			s := seedSubject("host1")
+			s := testlab.SeedSubject("host1")
 			s["san"] = []string{"host1.example.org", "192.0.2.1"}
 			a["subject"] = s
 		}, "SAN changed ([] -> [DNS:host1.example.org, IP:192.0.2.1])"},
@@ -102,7 +104,7 @@ func TestRenewalReasons(t *testing.T) {
 		{"type", func(t *testing.T, f files, a map[string]any) { a["type"] = "server" }, "certificate unfit for a libvirt server: extKeyUsage lacks serverAuth"},
 		{"renew window", func(t *testing.T, f files, a map[string]any) { a["renew_before_days"] = 366; a["validity_days"] = 400 }, "expires within renew_before_days"},
 		{"other CA", func(t *testing.T, f files, a map[string]any) {
-			other := newCA(t, "other CA", caOpts{})
+			other := testlab.NewTestCA(t, "other CA", testlab.TestCAOptions{})
 			a["ca_cert"], a["ca_key"] = other.CertPEM, other.KeyPEM
 		}, "not signed by the CA"},
 		{"key replaced", func(t *testing.T, f files, a map[string]any) {
@@ -114,15 +116,15 @@ func TestRenewalReasons(t *testing.T) {
 		{"key missing", func(t *testing.T, f files, a map[string]any) { os.Remove(f.Key) }, "key missing"},
 		{"CA file missing", func(t *testing.T, f files, a map[string]any) { os.Remove(f.CA) }, "CA certificate file missing"},
 		{"CA file differs", func(t *testing.T, f files, a map[string]any) {
-			os.WriteFile(f.CA, []byte(newCA(t, "x", caOpts{}).CertPEM), 0o444)
+			os.WriteFile(f.CA, []byte(testlab.NewTestCA(t, "x", testlab.TestCAOptions{}).CertPEM), 0o444)
 		}, "CA certificate file differs from the CA"},
 		{"mode", func(t *testing.T, f files, a map[string]any) { os.Chmod(f.Cert, 0o644) }, "owner, mode or SELinux label differ: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ca := newCA(t, "test CA", caOpts{})
+			ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 			f := newFiles(t, t.TempDir())
-			args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")})
+			args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")})
 			first := mustRun(t, args)
 			tc.change(t, f, args)
 
@@ -165,9 +167,9 @@ func equalMaps(a, b map[string]string) bool {
 }
 
 func TestCheckModePredictsTheFirstRunAndWritesNothing(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
-	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("admindesktop")})
+	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("admindesktop")})
 	check := mustRun(t, args, "check_mode", "diff")
 	if check["changed"] != true || check["reason"] != "certificate and key missing" {
 		t.Fatalf("check: %v %q", check["changed"], check["reason"])
@@ -192,36 +194,36 @@ func TestCheckModePredictsTheFirstRunAndWritesNothing(t *testing.T) {
 // Every bad input fails with a message naming the problem, touches no file and never
 // shows the CA key.
 func TestBadInputChangesNothing(t *testing.T) {
-	good := newCA(t, "good CA", caOpts{})
-	other := newCA(t, "other CA", caOpts{})
-	expired := newCA(t, "expired CA", caOpts{notBefore: time.Now().Add(-48 * time.Hour), notAfter: time.Now().Add(-24 * time.Hour)})
-	notCA := newCA(t, "not a CA", caOpts{notCA: true})
+	good := testlab.NewTestCA(t, "good CA", testlab.TestCAOptions{})
+	other := testlab.NewTestCA(t, "other CA", testlab.TestCAOptions{})
+	expired := testlab.NewTestCA(t, "expired CA", testlab.TestCAOptions{NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+	notCA := testlab.NewTestCA(t, "not a CA", testlab.TestCAOptions{NotCA: true})
 	cases := []struct {
 		name string
 		args map[string]any
 		msg  string
 	}{
 		{"key of another CA", map[string]any{"ca_cert": good.CertPEM, "ca_key": other.KeyPEM}, "ca_key does not match ca_cert"},
-		{"not a CA", notCA.args(), "is not a CA certificate"},
-		{"expired CA", expired.args(), "expired on"},
-		{"both sources", merge(good.args(), map[string]any{"vault_pki": map[string]any{"addr": "http://127.0.0.1:1", "role": "x", "token": "not-a-real-token"}}), "mutually exclusive"},
+		{"not a CA", notCA.Args(), "is not a CA certificate"},
+		{"expired CA", expired.Args(), "expired on"},
+		{"both sources", merge(good.Args(), map[string]any{"vault_pki": map[string]any{"addr": "http://127.0.0.1:1", "role": "x", "token": "not-a-real-token"}}), "mutually exclusive"},
 		{"neither source", map[string]any{}, "any of the following are missing: ca_cert, vault_pki"},
 		{"cert without key", map[string]any{"ca_cert": good.CertPEM}, "ca_cert"},
 		{"ca_cert garbage", map[string]any{"ca_cert": "junk", "ca_key": good.KeyPEM}, "ca_cert: no PEM certificate"},
 		{"ca_key garbage", map[string]any{"ca_cert": good.CertPEM, "ca_key": "-----BEGIN PRIVATE KEY-----\nAAAAsecretsecretsecretsecret\n-----END PRIVATE KEY-----\n"}, "ca_key: PRIVATE KEY block does not parse"},
-		{"bad key size", merge(good.args(), map[string]any{"key_size": 1024}), "key_size 1024 is not supported for rsa"},
-		{"renew >= validity", merge(good.args(), map[string]any{"validity_days": 10, "renew_before_days": 10}), "renew_before_days (10)"},
-		{"bad mode", merge(good.args(), map[string]any{"mode": "rw"}), `mode "rw" is not an octal`},
-		{"relative path", merge(good.args(), map[string]any{"cert_path": "x.pem"}), `cert_path "x.pem" is not an absolute path`},
+		{"bad key size", merge(good.Args(), map[string]any{"key_size": 1024}), "key_size 1024 is not supported for rsa"},
+		{"renew >= validity", merge(good.Args(), map[string]any{"validity_days": 10, "renew_before_days": 10}), "renew_before_days (10)"},
+		{"bad mode", merge(good.Args(), map[string]any{"mode": "rw"}), `mode "rw" is not an octal`},
+		{"relative path", merge(good.Args(), map[string]any{"cert_path": "x.pem"}), `cert_path "x.pem" is not an absolute path`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFiles(t, t.TempDir())
 			// A converged installation that a bad run must leave exactly as it is.
-			base := merge(good.args(), f.args(), map[string]any{"subject": seedSubject("host1")})
+			base := merge(good.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")})
 			mustRun(t, base)
 			before := snapshot(t, f.Dir)
-			args := merge(f.args(), map[string]any{"subject": seedSubject("host1")}, tc.args)
+			args := merge(f.args(), map[string]any{"subject": testlab.SeedSubject("host1")}, tc.args)
 			if tc.name == "neither source" || tc.name == "cert without key" {
 				delete(args, "ca_cert")
 				delete(args, "ca_key")
@@ -239,7 +241,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if after := snapshot(t, f.Dir); !equalMaps(before, after) {
 				t.Fatal("a failed run changed files")
 			}
-			for _, k := range []*testCA{good, other, expired, notCA} {
+			for _, k := range []*testlab.TestCA{good, other, expired, notCA} {
 				noSecret(t, res, k.KeyPEM)
 			}
 			noSecret(t, res, "-----BEGIN PRIVATE KEY-----\nAAAAsecretsecretsecretsecret\n")
@@ -248,13 +250,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 func TestBackupKeepsTheReplacedFiles(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
-	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host2"), "backup": true})
+	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host2"), "backup": true})
 	mustRun(t, args)
 	oldCert, _ := os.ReadFile(f.Cert)
 	oldKey, _ := os.ReadFile(f.Key)
-	args["subject"] = seedSubject("host2-renamed")
+	args["subject"] = testlab.SeedSubject("host2-renamed")
 	res := mustRun(t, args)
 	backups, _ := res["backup_files"].([]any)
 	if len(backups) != 2 {
@@ -275,9 +277,9 @@ func TestBackupKeepsTheReplacedFiles(t *testing.T) {
 }
 
 func TestStateAbsentRemovesCertAndKeyAndKeepsTheCA(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
-	mustRun(t, merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")}))
+	mustRun(t, merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")}))
 	absent := merge(f.args(), map[string]any{"state": "absent"})
 	check := mustRun(t, absent, "check_mode")
 	if check["changed"] != true {
@@ -304,18 +306,18 @@ func TestStateAbsentRemovesCertAndKeyAndKeepsTheCA(t *testing.T) {
 }
 
 func TestCertificateNeverOutlivesTheCA(t *testing.T) {
-	ca := newCA(t, "short CA", caOpts{notAfter: time.Now().Add(100 * 24 * time.Hour)})
+	ca := testlab.NewTestCA(t, "short CA", testlab.TestCAOptions{NotAfter: time.Now().Add(100 * 24 * time.Hour)})
 	f := newFiles(t, t.TempDir())
-	mustRun(t, merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")}))
+	mustRun(t, merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")}))
 	if c := readCert(t, f.Cert); c.NotAfter.After(ca.Cert.NotAfter) {
 		t.Fatalf("not_after %v is after the CA's %v", c.NotAfter, ca.Cert.NotAfter)
 	}
 }
 
 func TestServerDefaultsAndSANs(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	dir := t.TempDir()
-	args := merge(ca.args(), map[string]any{"type": "server", "key_type": "ecdsa", "key_size": 384,
+	args := merge(ca.Args(), map[string]any{"type": "server", "key_type": "ecdsa", "key_size": 384,
 		"cert_path": filepath.Join(dir, "servercert.pem"), "key_path": filepath.Join(dir, "private", "serverkey.pem"), "ca_cert_path": filepath.Join(dir, "cacert.pem"),
 		"owner": "0", "group": "0",
 		"subject": map[string]any{"organization": "libvirt.org", "common_name": "host1", "san": []string{"Host1.Example.org", "127.0.0.1", "::1"}}})
@@ -337,11 +339,11 @@ func TestServerDefaultsAndSANs(t *testing.T) {
 
 // Missing directories are made as in the seed: private/ 0700, the ones above it 0755.
 func TestMissingDirectoriesGetTheSeedModes(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	root := t.TempDir()
 	f := files{Dir: root, Cert: filepath.Join(root, "pki/libvirt/clientcert.pem"),
 		Key: filepath.Join(root, "pki/libvirt/private/clientkey.pem"), CA: filepath.Join(root, "pki/CA/cacert.pem")}
-	mustRun(t, merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")}))
+	mustRun(t, merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")}))
 	for dir, want := range map[string]os.FileMode{"pki": 0o755, "pki/libvirt": 0o755, "pki/libvirt/private": 0o700, "pki/CA": 0o755} {
 		fi, err := os.Stat(filepath.Join(root, dir))
 		if err != nil {
@@ -356,7 +358,7 @@ func TestMissingDirectoriesGetTheSeedModes(t *testing.T) {
 // A certificate made from the seed's certtool template encodes C, O, L, ST, CN: its DN
 // differs from the one the module makes, so it is reissued once, with the reason.
 func TestSeedOrderCertificateIsReissuedOnce(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	seedOrder := pkix.RDNSequence{
@@ -367,13 +369,13 @@ func TestSeedOrderCertificateIsReissuedOnce(t *testing.T) {
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "host1"}},
 	}
 	raw, _ := asn1.Marshal(seedOrder)
-	certPEM := ca.certWith(t, k, &x509.Certificate{RawSubject: raw, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(300 * 24 * time.Hour),
+	certPEM := ca.CertWith(t, k, &x509.Certificate{RawSubject: raw, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(300 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, BasicConstraintsValid: true})
 	keyPEM, _ := MarshalKey(k)
 	os.MkdirAll(filepath.Dir(f.Key), 0o700)
 	os.WriteFile(f.Cert, certPEM, 0o400)
 	os.WriteFile(f.Key, keyPEM, 0o400)
-	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1"), "key_type": "ecdsa"})
+	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1"), "key_type": "ecdsa"})
 	res := mustRun(t, args)
 	want := "subject changed (C=AU,O=libvirt.org,L=Brisbane,ST=Queensland,CN=host1 -> C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=host1)"
 	if res["reason"] != want {

@@ -1,13 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,18 +24,10 @@ func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 	return testlab.RunModule(t, "libvirt_cert", args)
 }
 
+// newCA is a CA that expires tomorrow, as PEM text.
 func newCA(t *testing.T) (certPEM, keyPEM string) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "binary test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
-		string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+	ca := testlab.NewTestCA(t, "binary test CA", testlab.TestCAOptions{NotAfter: time.Now().Add(24 * time.Hour)})
+	return ca.CertPEM, ca.KeyPEM
 }
 
 func keyLines(keyPEM string) []string {

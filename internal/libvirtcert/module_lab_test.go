@@ -50,7 +50,7 @@ func issueSeed(t *testing.T, signing map[string]any, serverRole, clientRole func
 	srv := mustRun(t, merge(serverRole(signing), map[string]any{"type": "server",
 		"cert_path": filepath.Join(serverDir, "servercert.pem"), "key_path": filepath.Join(serverDir, "private", "serverkey.pem"),
 		"ca_cert_path": filepath.Join(serverDir, "cacert.pem"),
-		"subject":      merge(seedSubject("labhost"), map[string]any{"san": []string{"127.0.0.1", "localhost"}})}))
+		"subject":      merge(testlab.SeedSubject("labhost"), map[string]any{"san": []string{"127.0.0.1", "localhost"}})}))
 	if srv["changed"] != true {
 		t.Fatalf("server: %v", srv)
 	}
@@ -63,7 +63,7 @@ func issueSeed(t *testing.T, signing map[string]any, serverRole, clientRole func
 		{"admindesktop", map[string]any{"key_type": "rsa", "key_size": 3072}},
 	} {
 		dir := t.TempDir()
-		res := mustRun(t, merge(clientRole(signing), pkiArgs(dir), c.key, map[string]any{"subject": seedSubject(c.cn)}))
+		res := mustRun(t, merge(clientRole(signing), pkiArgs(dir), c.key, map[string]any{"subject": testlab.SeedSubject(c.cn)}))
 		if want := "C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=" + c.cn; res["subject_dn"] != want {
 			t.Fatalf("%s: subject_dn %q, want %q", c.cn, res["subject_dn"], want)
 		}
@@ -114,10 +114,10 @@ func writePKI(t *testing.T, ca, cert, key []byte) string {
 
 func same(m map[string]any) map[string]any { return m }
 
-func TestSeedClientsConnectWithInlineCALab(t *testing.T) {
+func TestLabSeedClientsConnectWithInlineCA(t *testing.T) {
 	libvirtdtest.Binary(t)
-	ca := newCA(t, "incus-access test CA", caOpts{})
-	serverDir, clients := issueSeed(t, ca.args(), same, same)
+	ca := testlab.NewTestCA(t, "incus-access test CA", testlab.TestCAOptions{})
+	serverDir, clients := issueSeed(t, ca.Args(), same, same)
 	d := startSeedDaemon(t, serverDir, clients)
 	for _, c := range clients {
 		assertAccepted(t, d, c)
@@ -126,7 +126,7 @@ func TestSeedClientsConnectWithInlineCALab(t *testing.T) {
 
 	// The same CA, a DN the list does not hold.
 	strangerDir := t.TempDir()
-	mustRun(t, merge(ca.args(), pkiArgs(strangerDir), map[string]any{"subject": seedSubject("intruder")}))
+	mustRun(t, merge(ca.Args(), pkiArgs(strangerDir), map[string]any{"subject": testlab.SeedSubject("intruder")}))
 	s := client{"intruder", strangerDir, nil}
 	_, cert, key := s.files(t)
 	assertRefused(t, d, "a DN not in tls_allowed_dn_list", caPEM, cert, key)
@@ -138,9 +138,9 @@ func TestSeedClientsConnectWithInlineCALab(t *testing.T) {
 	}
 
 	// host1's DN, signed by another CA.
-	other := newCA(t, "other CA", caOpts{})
+	other := testlab.NewTestCA(t, "other CA", testlab.TestCAOptions{})
 	otherDir := t.TempDir()
-	mustRun(t, merge(other.args(), pkiArgs(otherDir), map[string]any{"subject": seedSubject("host1")}))
+	mustRun(t, merge(other.Args(), pkiArgs(otherDir), map[string]any{"subject": testlab.SeedSubject("host1")}))
 	_, cert, key = client{"other", otherDir, nil}.files(t)
 	assertRefused(t, d, "host1 signed by another CA", caPEM, cert, key)
 	if out, err := libvirtdtest.Virsh(d.Addr, d.Port, writePKI(t, caPEM, cert, key)); err == nil {
@@ -149,7 +149,7 @@ func TestSeedClientsConnectWithInlineCALab(t *testing.T) {
 
 	// host1's DN and CA, expired.
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	expired := ca.certWith(t, k, &x509.Certificate{
+	expired := ca.CertWith(t, k, &x509.Certificate{
 		Subject:   pkix.Name{Country: []string{"AU"}, Province: []string{"Queensland"}, Locality: []string{"Brisbane"}, Organization: []string{"libvirt.org"}, CommonName: "host1"},
 		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
@@ -162,7 +162,7 @@ func TestSeedClientsConnectWithInlineCALab(t *testing.T) {
 	assertRefused(t, d, "an expired host1 certificate", caPEM, expired, expKey)
 
 	// A renewal inside renew_before_days gives a new certificate that still connects.
-	args := merge(ca.args(), pkiArgs(clients[0].dir), map[string]any{"subject": seedSubject("host1"), "renew_before_days": 364, "validity_days": 365})
+	args := merge(ca.Args(), pkiArgs(clients[0].dir), map[string]any{"subject": testlab.SeedSubject("host1"), "renew_before_days": 364, "validity_days": 365})
 	if res := mustRun(t, args); res["changed"] != false {
 		t.Fatalf("a fresh certificate was renewed: %q", res["reason"])
 	}
@@ -176,27 +176,17 @@ func TestSeedClientsConnectWithInlineCALab(t *testing.T) {
 
 // An ECDSA server certificate (GnuTLS requires keyEncipherment in its critical keyUsage
 // too) with an RSA client, the reverse of the seed test.
-func TestECDSAServerLab(t *testing.T) {
+func TestLabECDSAServer(t *testing.T) {
 	libvirtdtest.Binary(t)
-	ca := newCA(t, "incus-access test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "incus-access test CA", testlab.TestCAOptions{})
 	ecdsaServer := func(m map[string]any) map[string]any {
 		return merge(m, map[string]any{"key_type": "ecdsa", "key_size": 384})
 	}
-	serverDir, clients := issueSeed(t, ca.args(), ecdsaServer, same)
+	serverDir, clients := issueSeed(t, ca.Args(), ecdsaServer, same)
 	d := startSeedDaemon(t, serverDir, clients[:1])
 	assertAccepted(t, d, clients[0])
 	ca2, cert, key := clients[1].files(t)
 	assertRefused(t, d, "host2, not in this daemon's list", ca2, cert, key)
-}
-
-func vaultArgs(t *testing.T, role string) map[string]any {
-	lab := testlab.Get(t)
-	lab.RequireVault(t)
-	id, secret := os.Getenv("LAB_VAULT_ROLE_ID"), os.Getenv("LAB_VAULT_SECRET_ID")
-	if id == "" || secret == "" {
-		t.Fatal("LAB_VAULT_ROLE_ID / LAB_VAULT_SECRET_ID are not set: eval \"$(lab/lab.sh env)\"")
-	}
-	return map[string]any{"vault_pki": map[string]any{"addr": lab.VaultAddr, "role": role, "auth": "approle", "role_id": id, "secret_id": secret, "timeout": 10}}
 }
 
 func withRole(role string) func(map[string]any) map[string]any {
@@ -210,9 +200,9 @@ func withRole(role string) func(map[string]any) map[string]any {
 	}
 }
 
-func TestSeedClientsConnectWithVaultPKILab(t *testing.T) {
+func TestLabSeedClientsConnectWithVaultPKI(t *testing.T) {
 	libvirtdtest.Binary(t)
-	signing := vaultArgs(t, "libvirt-client")
+	signing := testlab.Get(t).VaultPKIArgs(t, "libvirt-client")
 	serverDir, clients := issueSeed(t, signing, withRole("libvirt-server"), withRole("libvirt-client"))
 	d := startSeedDaemon(t, serverDir, clients)
 	for _, c := range clients {
@@ -226,14 +216,14 @@ func TestSeedClientsConnectWithVaultPKILab(t *testing.T) {
 		}
 	}
 	// Converged: a second run signs nothing.
-	args := merge(signing, pkiArgs(clients[0].dir), map[string]any{"subject": seedSubject("host1")})
+	args := merge(signing, pkiArgs(clients[0].dir), map[string]any{"subject": testlab.SeedSubject("host1")})
 	if res := mustRun(t, args); res["changed"] != false || res["fingerprint"] != clients[0].res["fingerprint"] {
 		t.Fatalf("second run: changed=%v reason=%q", res["changed"], res["reason"])
 	}
 	// The role decides the organization: asking for another one fails, naming both
 	// subjects, and changes nothing.
 	before := snapshot(t, clients[0].dir)
-	args["subject"] = merge(seedSubject("host1"), map[string]any{"organization": "example.org"})
+	args["subject"] = merge(testlab.SeedSubject("host1"), map[string]any{"organization": "example.org"})
 	res, failed := run(t, args)
 	msg, _ := res["msg"].(string)
 	if !failed || !strings.Contains(msg, `not the requested "C=AU,ST=Queensland,L=Brisbane,O=example.org,CN=host1"`) || !strings.Contains(msg, "set them on the role") {
@@ -244,8 +234,8 @@ func TestSeedClientsConnectWithVaultPKILab(t *testing.T) {
 	}
 }
 
-func TestVaultErrorsChangeNothingLab(t *testing.T) {
-	signing := vaultArgs(t, "libvirt-client")
+func TestLabVaultErrorsChangeNothing(t *testing.T) {
+	signing := testlab.Get(t).VaultPKIArgs(t, "libvirt-client")
 	vp := signing["vault_pki"].(map[string]any)
 	lab := testlab.Get(t)
 	// A token whose policies do not allow pki/sign.
@@ -276,14 +266,14 @@ func TestVaultErrorsChangeNothingLab(t *testing.T) {
 		{"bad secret_id", merge(vp, map[string]any{"secret_id": "00000000-0000-0000-0000-000000000000"}), "approle login failed"},
 		{"wrong mount", merge(vp, map[string]any{"mount": "no-such-pki"}), "no-such-pki"},
 	}
-	ca := newCA(t, "inline CA", caOpts{})
+	ca := testlab.NewTestCA(t, "inline CA", testlab.TestCAOptions{})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			// An installed certificate from another CA: the run must not replace it.
-			mustRun(t, merge(ca.args(), pkiArgs(dir), map[string]any{"subject": seedSubject("host1")}))
+			mustRun(t, merge(ca.Args(), pkiArgs(dir), map[string]any{"subject": testlab.SeedSubject("host1")}))
 			before := snapshot(t, dir)
-			res, failed := run(t, merge(pkiArgs(dir), map[string]any{"subject": seedSubject("host1"), "vault_pki": tc.vp}))
+			res, failed := run(t, merge(pkiArgs(dir), map[string]any{"subject": testlab.SeedSubject("host1"), "vault_pki": tc.vp}))
 			msg, _ := res["msg"].(string)
 			if !failed || !strings.Contains(msg, tc.msg) {
 				t.Fatalf("failed=%v msg %q, want %q", failed, msg, tc.msg)
@@ -299,4 +289,40 @@ func TestVaultErrorsChangeNothingLab(t *testing.T) {
 			}
 		})
 	}
+}
+
+// After libvirt_cert ends, having issued through Vault PKI or failed after its login, no
+// token its AppRole login made is alive; tls_skip_verify warns.
+func TestLabApproleTokenDoesNotOutliveTheModule(t *testing.T) {
+	l := testlab.Get(t)
+	role, roleID, secretID := l.OwnAppRole(t)
+	vp := map[string]any{"addr": l.VaultAddr, "role": "libvirt-client", "auth": "approle", "role_id": roleID, "secret_id": secretID,
+		"timeout": 10, "tls_skip_verify": true}
+	dir := t.TempDir()
+	res := mustRun(t, merge(pkiArgs(dir), map[string]any{"subject": testlab.SeedSubject("host1"), "vault_pki": vp}))
+	if res["changed"] != true {
+		t.Fatalf("nothing issued: %v", res["msg"])
+	}
+	if w, _ := res["warnings"].([]any); len(w) == 0 || !contains(w, "tls_skip_verify is true") {
+		t.Fatalf("no tls_skip_verify warning: %v", res["warnings"])
+	}
+	if n := l.LiveTokensOf(t, role); n != 0 {
+		t.Fatalf("%d token(s) of the module's approle login are alive after it ended", n)
+	}
+	bad := merge(vp, map[string]any{"role": "no-such-role"})
+	if res, failed := run(t, merge(pkiArgs(t.TempDir()), map[string]any{"subject": testlab.SeedSubject("host1"), "vault_pki": bad})); !failed {
+		t.Fatalf("an unknown PKI role did not fail: %v", res)
+	}
+	if n := l.LiveTokensOf(t, role); n != 0 {
+		t.Fatalf("%d token(s) alive after a failed run", n)
+	}
+}
+
+func contains(list []any, s string) bool {
+	for _, v := range list {
+		if str, _ := v.(string); strings.Contains(str, s) {
+			return true
+		}
+	}
+	return false
 }

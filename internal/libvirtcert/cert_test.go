@@ -1,19 +1,16 @@
 package libvirtcert
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"github.com/incus-access/incus-access/internal/testlab"
 	"math/big"
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/hashicorp/vault/api"
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 // FuzzParseCerts: arbitrary PEM text never panics; what parses encodes and parses back
@@ -33,36 +30,6 @@ func FuzzParseCerts(f *testing.F) {
 			t.Fatalf("encode and parse again: %v", err)
 		}
 	})
-}
-
-// globMatch is GLib's g_pattern_match_simple, which libvirt matches tls_allowed_dn_list
-// with: "*" any run of characters, "?" one character, nothing escapes.
-func globMatch(pattern, s string) bool {
-	if pattern == "" {
-		return s == ""
-	}
-	p, n := utf8.DecodeRuneInString(pattern)
-	switch p {
-	case '*':
-		for i := 0; ; {
-			if globMatch(pattern[n:], s[i:]) {
-				return true
-			}
-			if i == len(s) {
-				return false
-			}
-			_, w := utf8.DecodeRuneInString(s[i:])
-			i += w
-		}
-	case '?':
-		if s == "" {
-			return false
-		}
-		_, w := utf8.DecodeRuneInString(s)
-		return globMatch(pattern[n:], s[w:])
-	}
-	c, w := utf8.DecodeRuneInString(s)
-	return s != "" && c == p && globMatch(pattern[n:], s[w:])
 }
 
 // FuzzDNBuilder: any subject the module accepts gives a DN that (1) is what the issued
@@ -98,53 +65,4 @@ func FuzzDNBuilder(f *testing.F) {
 			t.Fatalf("the allowed-DN entry %q does not match %q", AllowedDNEntry(want.PrintedDN), want.PrintedDN)
 		}
 	})
-}
-
-// FuzzPrintedDN: arbitrary DER never panics the DN printer.
-func FuzzPrintedDN(f *testing.F) {
-	seed, err := ParseCerts([]byte(testlab.FuzzSeedCertPEM))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(seed[0].RawSubject)
-	f.Add([]byte{0x30, 0x00})
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		dn, err := PrintedDN(raw)
-		if err == nil && strings.Contains(dn, "\x00") && !bytes.Contains(raw, []byte{0}) {
-			t.Fatalf("a NUL appeared from nowhere: %q", dn)
-		}
-	})
-}
-
-// FuzzVaultSignResponse: any HTTP body Vault could answer sign/<role> with decodes to a
-// certificate or an error, never a panic.
-func FuzzVaultSignResponse(f *testing.F) {
-	f.Add([]byte(`{"data":{"certificate":` + quoteJSON(testlab.FuzzSeedCertPEM) + `,"issuing_ca":"x","serial_number":"01"}}`))
-	f.Add([]byte(`{"data":{"certificate":42}}`))
-	f.Add([]byte(`{"data":null,"warnings":["w"]}`))
-	f.Add([]byte(`{"errors":["permission denied"]}`))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		secret, err := api.ParseSecret(bytes.NewReader(body))
-		if err != nil || secret == nil {
-			return
-		}
-		c, err := SignedCertificate(secret.Data)
-		if err == nil && c == nil {
-			t.Fatal("no error and no certificate")
-		}
-	})
-}
-
-func quoteJSON(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		if r == '\n' {
-			b.WriteString(`\n`)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	b.WriteByte('"')
-	return b.String()
 }

@@ -89,9 +89,9 @@ func tempsLeft(t *testing.T, f files) []string {
 // always the certificate's (without the lock, one run's key ended beside the other's
 // certificate).
 func TestConcurrentRunsLeaveKeyAndCertificateOfOneRun(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
-	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1")})
+	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")})
 	for round := 0; round < 50; round++ {
 		os.Remove(f.Cert) // each round both runs find nothing and want to issue
 		os.Remove(f.Key)
@@ -128,9 +128,9 @@ func TestConcurrentRunsLeaveKeyAndCertificateOfOneRun(t *testing.T) {
 // left beside any managed file (a key's temp file is a copy of a private key), and the
 // key is the certificate's.
 func TestKilledRunsLeaveNothingAfterTheNextRun(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
-	args := merge(ca.args(), f.args(), map[string]any{"subject": seedSubject("host1"), "key_type": "rsa", "key_size": 2048})
+	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1"), "key_type": "rsa", "key_size": 2048})
 	rng := rand.New(rand.NewSource(time.Now().UnixNano()))
 	killed, leftovers := 0, 0
 	for i := 0; i < 40; i++ {
@@ -172,12 +172,12 @@ func TestKilledRunsLeaveNothingAfterTheNextRun(t *testing.T) {
 // both runs at once, both succeed (neither removes the other's temp file of the CA as
 // stale) and both keys match their certificates.
 func TestServerAndClientAtOnceShareTheCAFile(t *testing.T) {
-	ca := newCA(t, "test CA", caOpts{})
+	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	dir := t.TempDir()
 	client := newFiles(t, dir)
 	server := files{Dir: dir, Cert: filepath.Join(dir, "servercert.pem"), Key: filepath.Join(dir, "private", "serverkey.pem"), CA: client.CA}
 	argsFor := func(f files, typ string) map[string]any {
-		return merge(ca.args(), f.args(), map[string]any{"type": typ, "subject": seedSubject("host1"), "install_ca_cert": true})
+		return merge(ca.Args(), f.args(), map[string]any{"type": typ, "subject": testlab.SeedSubject("host1"), "install_ca_cert": true})
 	}
 	for round := 0; round < 50; round++ {
 		for _, f := range []files{client, server} {
