@@ -1,7 +1,6 @@
 package sshca
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"math/big"
@@ -14,23 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/incus-access/incus-access/internal/fileutil"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
+// newCAKeyLine is a fresh CA public key line with comment.
 func newCAKeyLine(t *testing.T, comment string) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(ssh.MarshalAuthorizedKey(sp)[:len(ssh.MarshalAuthorizedKey(sp))-1]) + " " + comment
+	line, _, _ := testlab.NewSSHKey(t, comment)
+	return line
 }
 
 // keyLines is the keys file without its comment lines.

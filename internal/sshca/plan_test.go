@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 const debianMain = `# This is the sshd server system-wide configuration file.
@@ -89,7 +91,7 @@ func plan(t *testing.T, d Desired, st State) *TrustPlan {
 }
 
 func TestPlanDropInDisablesEarlierConflictsAndConverges(t *testing.T) {
-	a, _, _ := newKey(t, "vault-ca")
+	a, _, _ := testlab.NewSSHKey(t, "vault-ca")
 	d := desired(t, a)
 	main := "TrustedUserCAKeys /etc/ssh/old-ca.pub\n" + debianMain + "TrustedUserCAKeys /etc/ssh/after-include.pub\n"
 	st := State{
@@ -143,7 +145,7 @@ func TestPlanDropInDisablesEarlierConflictsAndConverges(t *testing.T) {
 }
 
 func TestPlanMainFileBlockWithoutDropInDir(t *testing.T) {
-	a, _, _ := newKey(t, "")
+	a, _, _ := testlab.NewSSHKey(t, "")
 	d := desired(t, a)
 	d.Principals = nil
 	main := "# header\n\nPort 22\nTrustedUserCAKeys /etc/ssh/old.pub\nMatch User app\n  TrustedUserCAKeys /x\n"
@@ -164,8 +166,8 @@ func TestPlanMainFileBlockWithoutDropInDir(t *testing.T) {
 }
 
 func TestPlanExclusiveFalseKeepsExistingKeys(t *testing.T) {
-	old, _, _ := newKey(t, "old-ca")
-	nw, _, _ := newKey(t, "new-ca")
+	old, _, _ := testlab.NewSSHKey(t, "old-ca")
+	nw, _, _ := testlab.NewSSHKey(t, "new-ca")
 	d := desired(t, nw)
 	d.Exclusive = false
 	st := State{Main: file(d.SSHDConfig, debianMain), KeysFile: file(d.KeysFile, old+"\n")}
@@ -181,7 +183,7 @@ func TestPlanExclusiveFalseKeepsExistingKeys(t *testing.T) {
 }
 
 func TestPlanFixesModeAndPrunesOwnPrincipalsFiles(t *testing.T) {
-	a, _, _ := newKey(t, "")
+	a, _, _ := testlab.NewSSHKey(t, "")
 	d := desired(t, a)
 	d.Principals = map[string][]string{"rocky": {"rocky"}}
 	keys := FileState{Path: d.KeysFile, Data: []byte(managedHeader + "\n" + a + "\n"), Exists: true, Mode: 0o600}

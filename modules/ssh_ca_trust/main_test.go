@@ -1,10 +1,7 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,21 +59,11 @@ func (s sshdDir) args(extra map[string]any) map[string]any {
 	return a
 }
 
-// caKey is a new ed25519 CA: its public key line and fingerprint, and the private key in
-// OpenSSH's PEM format (what a user pastes by mistake).
+// caKey is a new CA: its public key line and fingerprint, and its private key.
 func caKey(t *testing.T, comment string) (line, fingerprint, private string) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, _ := ssh.NewPublicKey(pub)
-	block, err := ssh.MarshalPrivateKey(priv, comment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))) + " " + comment, ssh.FingerprintSHA256(sp),
-		string(pem.EncodeToMemory(block))
+	line, private, signer := testlab.NewSSHKey(t, comment)
+	return line, ssh.FingerprintSHA256(signer.PublicKey()), private
 }
 
 // Inline CA key: check mode reports the change (fingerprint, diff of the drop-in) and
