@@ -13,6 +13,7 @@ import pathlib
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -248,6 +249,28 @@ def _keep_log(cmd: list, rc, stdout: str, stderr: str) -> pathlib.Path:
     return path
 
 
+def _kill_tree(pid: int):
+    """SIGKILL pid and every process below it. Not a process group: ansible-playbook runs
+    its work in a child of its own session, which a killpg would leave running."""
+    children = {}
+    for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inventory=None,
                  env: dict | None = None, timeout: int = 600) -> PlaybookRun:
     """Run `ansible-playbook` from the repository root with the project's ansible.cfg.
@@ -262,15 +285,18 @@ def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inve
         cmd += ['-e', '@' + tmp.name]
     run_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_FORCE_COLOR='0', **(env or {}))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        res = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        text = lambda b: b.decode(errors='replace') if isinstance(b, bytes) else (b or '')
-        log = _keep_log(cmd, f'killed after {timeout} s', text(e.stdout), text(e.stderr))
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)
+        stdout, stderr = proc.communicate()
+        log = _keep_log(cmd, f'killed after {timeout} s', stdout, stderr)
         raise AssertionError(f'ansible-playbook {playbook} did not end within {timeout} s; output so far: {log}') from None
     finally:
         if tmp is not None:
             os.unlink(tmp.name)
+    res = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     out = res.stdout + res.stderr
     run = PlaybookRun(args=cmd[1:], rc=res.returncode, output=out,
                       log=_keep_log(cmd, res.returncode, res.stdout, res.stderr))

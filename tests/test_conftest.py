@@ -108,3 +108,20 @@ def test_inner():
     assert log.exists(), res.stdout
     assert str(log) in res.stdout and 'boom-inner7: the evidence' in res.stdout, res.stdout
     assert 'playbook runs of this test' in res.stdout and '[A task that fails on purpose]' in res.stdout, res.stdout
+
+
+@needs_ansible
+def test_a_run_killed_by_its_timeout_still_leaves_its_log(tmp_path):
+    pb = tmp_path / 'slow.yml'
+    pb.write_text('- hosts: localhost\n  gather_facts: false\n  tasks:\n'
+                  '    - name: Never ends in time\n      ansible.builtin.command: sleep 60\n')
+    with pytest.raises(AssertionError) as e:
+        run_playbook(str(pb), '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}',
+                     inventory='localhost,', timeout=5)
+    log = tmp_path / 'playbook-1.log'
+    assert str(log) in str(e.value) and 'did not end within 5 s' in str(e.value)
+    text = log.read_text()
+    assert '# rc: killed after 5 s' in text and 'TASK [Never ends in time]' in text, text
+    # nothing of the run is left (ansible-playbook's worker runs in a session of its own)
+    left = subprocess.run(['pgrep', '-f', str(pb)], capture_output=True, text=True).stdout.split()
+    assert left == [], f'processes of the killed run still alive: {left}'
