@@ -32,6 +32,7 @@ import pathlib
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -40,10 +41,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from conftest import (LAB_INVENTORY, FileSnapshot, lab_missing, make_client_cert, pem_fingerprint,
+from conftest import (LAB_INVENTORY, TRUST_STORE_LOCK, FileSnapshot, lab_missing, make_client_cert, pem_fingerprint,
                       run_playbook, unique_name)
 
 PLAYBOOK = 'playbooks/host-incus-update.yaml'
+# the libvirt tests' lock on the lab hosts' PKI files (tests/test_libvirt_cert.py)
+LIBVIRT_PKI_LOCK = pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock'
 HOSTS = ('lab-host1', 'lab-host2')
 HOST_DIR = {'lab-host1': 'host1', 'lab-host2': 'host2'}
 HOST_ADDR = {'lab-host1': '127.0.0.1', 'lab-host2': '127.0.0.2'}
@@ -217,7 +220,13 @@ def lab_state(lab_hosts) -> pathlib.Path:
     state = os.environ.get('LAB_STATE')
     if not state:
         lab_missing('LAB_STATE is not set')
-    run = full_run()
+    # Under the locks every lab test here holds (same order): another runner's test may
+    # have deb2 stopped, or its gateway login refused for a minute, until it lets them go.
+    import fcntl
+    with open(TRUST_STORE_LOCK, 'a+') as trust_lock, open(LIBVIRT_PKI_LOCK, 'a+') as pki_lock:
+        fcntl.flock(trust_lock, fcntl.LOCK_EX)
+        fcntl.flock(pki_lock, fcntl.LOCK_EX)
+        run = full_run()
     assert run.rc == 0, run
     return pathlib.Path(state)
 
@@ -227,8 +236,7 @@ def libvirt_pki(trust_stores):
     """The lab hosts' libvirt PKI files, held against the libvirt tests, which empty them
     meanwhile (their lock; taken after the trust stores', as every holder of both does)."""
     import fcntl
-    import tempfile
-    with open(pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock', 'a+') as lock:
+    with open(LIBVIRT_PKI_LOCK, 'a+') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
