@@ -11,6 +11,9 @@ import json
 import os
 import pathlib
 import re
+import shlex
+import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -39,9 +42,12 @@ _RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\
 _FATAL = re.compile(r'^fatal: \[([^\]]+)\]: FAILED! => (\{.*\})\s*$', re.M)
 
 
-@dataclass(repr=False)   # `assert ..., run` shows repr(run): the command and its whole output
+@dataclass(repr=False)
 class PlaybookRun:
-    """The outcome of one ansible-playbook run, read from the default callback's output."""
+    """The outcome of one ansible-playbook run, read from the default callback's output.
+    Its whole output, command and rc are in the file `log` (see run_playbook); `assert ...,
+    run` names that file and each failed task's message, so `pytest -q` alone says what
+    failed and where the rest is."""
     args: list
     rc: int
     output: str
@@ -57,14 +63,45 @@ class PlaybookRun:
 
     log: pathlib.Path | None = None             # the whole output, kept after the test
 
-    def __str__(self):
-        # The head survives pytest's truncation of long messages: where the whole output
-        # is, and what failed.
-        fatal = '; '.join(f'{h}: {str(r.get("msg", r))[:300]}' for h, r in self.fatal.items())
-        return (f'ansible-playbook {" ".join(map(str, self.args))} (rc {self.rc}); full output: {self.log}'
-                + (f'; failed: {fatal}' if fatal else '') + f'\n{self.output}')
+    @functools.cached_property
+    def failures(self) -> list[TaskFailure]:
+        """Every `fatal:` / `failed:` line of the run (failed, unreachable, failed loop
+        items; ignored ones too, marked), with the task it belongs to."""
+        out, task, lines = [], None, self.output.splitlines()
+        for i, line in enumerate(lines):
+            h = _TASK_HEADER.match(line)
+            if h:
+                task = h.group(1)
+                continue
+            m = _FAILURE.match(line)
+            if not m:
+                continue
+            try:
+                result = json.loads(m.group(5))
+            except ValueError:
+                result = {'msg': m.group(5)}
+            kind = 'UNREACHABLE' if m.group(4) == 'UNREACHABLE!' else 'FAILED'
+            ignored = i + 1 < len(lines) and lines[i + 1].strip() == '...ignoring'
+            out.append(TaskFailure(m.group(2), task, m.group(3), kind, str(result.get('msg', result)), ignored))
+        return out
 
-    __repr__ = __str__
+    def summary(self) -> str:
+        """One line per failed task (host, task, message) under the command, its rc and the
+        log file: what an assertion shows first."""
+        head = f'ansible-playbook {" ".join(map(str, self.args))} (rc {self.rc}); full output: {self.log}'
+        return '\n'.join([head] + [f'  {f}' for f in self.failures])
+
+    def __str__(self):
+        return f'{self.summary()}\n{self.output}'
+
+    def __repr__(self):
+        # pytest shows a non-string assertion message through saferepr, cut to 240
+        # characters in the middle: the failures first, the log file last, both survive.
+        first = next((f for f in self.failures if not f.ignored), None)
+        what = f'{first.host} [{first.task}] {first.kind}: {first.msg}' if first else 'no failed task'
+        more = sum(not f.ignored for f in self.failures) - 1
+        return (f'<playbook rc={self.rc}: {what}' + (f' (+{more} more failed)' if more > 0 else '')
+                + f'; full output: {self.log}>')
 
     @functools.cached_property
     def events(self) -> list[TaskEvent]:
@@ -119,27 +156,126 @@ class TaskEvent:
     result: dict | None
 
 
+@dataclass
+class TaskFailure:
+    host: str           # 'lab-host2' or 'lab-host2 -> deb2' (delegated)
+    task: str | None    # as in the TASK / RUNNING HANDLER header
+    item: str | None    # the loop item of a `failed: [host] (item=...)` line
+    kind: str           # FAILED or UNREACHABLE
+    msg: str
+    ignored: bool       # ignore_errors: the run went on
+
+    def __str__(self):
+        item = f' (item={self.item})' if self.item else ''
+        return (f'{self.kind}{" (ignored)" if self.ignored else ""} {self.host} [{self.task}]{item}: '
+                f'{self.msg[:1000]}')
+
+
+# fatal: [h]: FAILED! => {...} / fatal: [h -> d]: UNREACHABLE! => {...} / failed: [h] (item=x) => {...}
+_FAILURE = re.compile(r'^(fatal|failed): \[([^\]]+)\](?: \(item=(.*)\))?(?:: (FAILED!|UNREACHABLE!))? => (\{.*\})\s*$')
 _TASK_HEADER = re.compile(r'^(?:TASK|RUNNING HANDLER) \[(.+)\] \*+\s*$')
 _STATUS = re.compile(r'^(ok|changed|skipping|fatal|failed|unreachable|rescued|ignored): \[([^\]]+)\]')
 _WARNING = re.compile(r'^\[WARNING\]: (.*(?:\n(?![\[\n]|\S+: \[).+)*)', re.M)
 
 
+# ---------------------------------------------------------------- evidence of playbook runs
+
+# A copy of every run's log, kept across pytest sessions: /tmp/incus-access-test-logs/<test>-<id>.log
 LOG_DIR = pathlib.Path(tempfile.gettempdir()) / 'incus-access-test-logs'
+_tmp_path_factory = None     # the session's (run logs made outside a test go under its base)
+_test_request = None         # the running test's request (its tmp_path)
+_runs: dict[str, list[PlaybookRun]] = {}   # test node id -> its playbook runs
 
 
-def _keep_log(output: str) -> pathlib.Path:
-    """Writes a run's whole output to LOG_DIR/<test>-<n>.log (named in the run's repr)."""
-    test = os.environ.get('PYTEST_CURRENT_TEST', 'run').split(' ')[0]
+@pytest.fixture(scope='session', autouse=True)
+def _playbook_logs_session(tmp_path_factory):
+    global _tmp_path_factory
+    _tmp_path_factory = tmp_path_factory
+    yield
+    _tmp_path_factory = None
+
+
+@pytest.fixture(autouse=True)
+def _playbook_logs_test(request):
+    global _test_request
+    _test_request = request
+    yield
+    _test_request = None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report lists its playbook runs: command, rc, log file, failed tasks."""
+    report = yield
+    runs = _runs.get(item.nodeid, [])
+    if report.failed and runs:
+        report.sections.append(('playbook runs of this test', '\n'.join(r.summary() for r in runs)))
+    if report.when == 'teardown':
+        _runs.pop(item.nodeid, None)
+    return report
+
+
+def _current_test() -> str:
+    """The running test's node id (also while a module fixture runs for its setup)."""
+    return os.environ.get('PYTEST_CURRENT_TEST', 'no-test').rsplit(' ', 1)[0]
+
+
+def _run_log_path() -> pathlib.Path:
+    """playbook-<n>.log in the test's tmp_path; a run made by a fixture wider than one test
+    goes under the session's base temp directory."""
+    d = None
+    if _test_request is not None and _test_request.node.nodeid == _current_test():
+        try:
+            d = _test_request.getfixturevalue('tmp_path')
+        except pytest.FixtureLookupError:
+            d = None
+    if d is None:
+        base = _tmp_path_factory.getbasetemp() if _tmp_path_factory else pathlib.Path(tempfile.gettempdir())
+        d = base / 'playbook-runs' / re.sub(r'[^A-Za-z0-9_.-]+', '_', _current_test())[-120:]
+    d.mkdir(parents=True, exist_ok=True)
+    n = 1 + sum(1 for _ in d.glob('playbook-*.log'))
+    return d / f'playbook-{n}.log'
+
+
+def _keep_log(cmd: list, rc, stdout: str, stderr: str) -> pathlib.Path:
+    """Writes one run's command, rc and whole output to the test's tmp dir, and a copy to
+    LOG_DIR/<test>-<id>.log; returns the first."""
+    path = _run_log_path()
+    path.write_text(f'# command: {shlex.join(map(str, cmd))}\n# cwd: {REPO}\n# rc: {rc}\n'
+                    f'# ---- stdout\n{stdout}\n# ---- stderr\n{stderr}')
     LOG_DIR.mkdir(exist_ok=True)
-    path = LOG_DIR / (re.sub(r'[^A-Za-z0-9_.-]+', '_', test)[-120:] + f'-{uuid.uuid4().hex[:6]}.log')
-    path.write_text(output)
+    test = re.sub(r'[^A-Za-z0-9_.-]+', '_', _current_test())[-120:]
+    shutil.copyfile(path, LOG_DIR / f'{test}-{uuid.uuid4().hex[:6]}.log')
     return path
+
+
+def _kill_tree(pid: int):
+    """SIGKILL pid and every process below it. Not a process group: ansible-playbook runs
+    its work in a child of its own session, which a killpg would leave running."""
+    children = {}
+    for stat in pathlib.Path('/proc').glob('[0-9]*/stat'):
+        try:
+            fields = stat.read_text().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    todo, tree = [pid], []
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    for p in tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inventory=None,
                  env: dict | None = None, timeout: int = 600) -> PlaybookRun:
     """Run `ansible-playbook` from the repository root with the project's ansible.cfg.
-    extra_vars go through a JSON file (-e @file), so lists and dicts keep their types."""
+    extra_vars go through a JSON file (-e @file), so lists and dicts keep their types.
+    The run's log (command, rc, stdout, stderr) is written first thing, timeout or not."""
     cmd = [str(ANSIBLE_BIN / 'ansible-playbook'), '-i', str(inventory or LAB_INVENTORY), playbook, *args]
     tmp = None
     if extra_vars is not None:
@@ -149,13 +285,22 @@ def run_playbook(playbook: str, *args: str, extra_vars: dict | None = None, inve
         cmd += ['-e', '@' + tmp.name]
     run_env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / 'ansible.cfg'), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_FORCE_COLOR='0', **(env or {}))
+    proc = subprocess.Popen(cmd, cwd=REPO, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        res = subprocess.run(cmd, cwd=REPO, env=run_env, capture_output=True, text=True, timeout=timeout)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc.pid)
+        stdout, stderr = proc.communicate()
+        log = _keep_log(cmd, f'killed after {timeout} s', stdout, stderr)
+        raise AssertionError(f'ansible-playbook {playbook} did not end within {timeout} s; output so far: {log}') from None
     finally:
         if tmp is not None:
             os.unlink(tmp.name)
+    res = subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
     out = res.stdout + res.stderr
-    run = PlaybookRun(args=cmd[1:], rc=res.returncode, output=out, log=_keep_log(out))
+    run = PlaybookRun(args=cmd[1:], rc=res.returncode, output=out,
+                      log=_keep_log(cmd, res.returncode, res.stdout, res.stderr))
+    _runs.setdefault(_current_test(), []).append(run)
     for m in _RECAP.finditer(out):
         keys = ('ok', 'changed', 'unreachable', 'failed', 'skipped', 'rescued', 'ignored')
         run.recap[m.group(1)] = dict(zip(keys, map(int, m.groups()[1:])))

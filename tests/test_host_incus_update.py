@@ -32,6 +32,7 @@ import pathlib
 import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -40,10 +41,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from conftest import (LAB_INVENTORY, FileSnapshot, lab_missing, make_client_cert, pem_fingerprint,
+from conftest import (LAB_INVENTORY, TRUST_STORE_LOCK, FileSnapshot, lab_missing, make_client_cert, pem_fingerprint,
                       run_playbook, unique_name)
 
 PLAYBOOK = 'playbooks/host-incus-update.yaml'
+# the libvirt tests' lock on the lab hosts' PKI files (tests/test_libvirt_cert.py)
+LIBVIRT_PKI_LOCK = pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock'
 HOSTS = ('lab-host1', 'lab-host2')
 HOST_DIR = {'lab-host1': 'host1', 'lab-host2': 'host2'}
 HOST_ADDR = {'lab-host1': '127.0.0.1', 'lab-host2': '127.0.0.2'}
@@ -151,6 +154,25 @@ class Instance:
             time.sleep(0.1)
         raise RuntimeError(f'sshd in {self.name} did not start')
 
+    def wait_gateway_login(self, addr, timeout=90):
+        """Wait until the gateway at addr lets a fresh login into the instance again. The
+        gateway (ssh2incus, and the stand-in) refuses a login for a minute after one failed:
+        a test that made one fail (instance stopped) waits here, or the next playbook run
+        that opens a new connection sees the instance unreachable."""
+        key = pathlib.Path(os.environ['LAB_STATE']) / 'ssh' / 'id_ed25519'
+        cmd = ['ssh', '-F', '/dev/null', '-i', str(key), '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+               '-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-o', 'StrictHostKeyChecking=no',
+               '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10',
+               '-o', f'User=root@{self.name}.{self.project}~root', '-p', os.environ.get('LAB_GATEWAY_PORT', '2222'),
+               addr, 'true']
+        deadline, res = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            if res.returncode == 0:
+                return
+            time.sleep(3)
+        raise RuntimeError(f'the gateway at {addr} still refuses {self.name} after {timeout} s: {res.stderr.strip()}')
+
 
 class Lab:
     def __init__(self, state: pathlib.Path, stores: dict):
@@ -198,7 +220,13 @@ def lab_state(lab_hosts) -> pathlib.Path:
     state = os.environ.get('LAB_STATE')
     if not state:
         lab_missing('LAB_STATE is not set')
-    run = full_run()
+    # Under the locks every lab test here holds (same order): another runner's test may
+    # have deb2 stopped, or its gateway login refused for a minute, until it lets them go.
+    import fcntl
+    with open(TRUST_STORE_LOCK, 'a+') as trust_lock, open(LIBVIRT_PKI_LOCK, 'a+') as pki_lock:
+        fcntl.flock(trust_lock, fcntl.LOCK_EX)
+        fcntl.flock(pki_lock, fcntl.LOCK_EX)
+        run = full_run()
     assert run.rc == 0, run
     return pathlib.Path(state)
 
@@ -208,8 +236,7 @@ def libvirt_pki(trust_stores):
     """The lab hosts' libvirt PKI files, held against the libvirt tests, which empty them
     meanwhile (their lock; taken after the trust stores', as every holder of both does)."""
     import fcntl
-    import tempfile
-    with open(pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-libvirt-pki.lock', 'a+') as lock:
+    with open(LIBVIRT_PKI_LOCK, 'a+') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
@@ -517,6 +544,9 @@ def test_unreachable_instance_fails_its_host_naming_it_and_the_rest_converges(la
         run = full_run()
     finally:
         deb2.start()
+        # a login the run tried while deb2 was stopped is refused for a minute: the next
+        # test's run would find deb2 unreachable (test_unreachable_host_does_not_stop_the_others did)
+        deb2.wait_gateway_login(HOST_ADDR['lab-host2'])
     assert run.rc != 0, run
     assert run.recap['lab-host2']['failed'] == 1 and run.recap['lab-host2']['unreachable'] == 0, run
     assert not run.failed('lab-host1'), run

@@ -9,10 +9,6 @@ import (
 	"testing"
 )
 
-func globSidecars() ([]string, error) {
-	return filepath.Glob(filepath.Join("..", "..", "modules", "*", "*.yml"))
-}
-
 type demoParams struct {
 	Name    string   `ansible:"name"`
 	Count   int      `ansible:"count"`
@@ -177,4 +173,95 @@ func TestBadArgsFiles(t *testing.T) {
 	if !failed || strings.Contains(res["msg"].(string), "abcdefgh") {
 		t.Fatalf("broken JSON: %v", res)
 	}
+}
+
+// "-" reads the arguments from stdin: the executor's path, where they never touch the disk.
+func TestExecuteReadsArgsFromStdin(t *testing.T) {
+	old := stdin
+	defer func() { stdin = old }()
+	stdin = strings.NewReader(`{"name": "web", "_ansible_check_mode": true}`)
+	var got demoParams
+	var check bool
+	res, failed := Execute(demoDoc, "-", func(m *Context, p *demoParams) error {
+		got, check = *p, m.CheckMode
+		return nil
+	})
+	if failed || got.Name != "web" || !check {
+		t.Fatalf("failed=%v params=%+v check=%v res=%v", failed, got, check, res)
+	}
+}
+
+// Garbage on stdin fails without quoting it (it may hold secrets).
+func TestExecuteStdinNotJSONIsNotQuoted(t *testing.T) {
+	old := stdin
+	defer func() { stdin = old }()
+	stdin = strings.NewReader(`{"token": "s3cr3t-value"`)
+	res, failed := Execute(demoDoc, "-", func(*Context, *demoParams) error { return nil })
+	msg, _ := res["msg"].(string)
+	if !failed || msg != "arguments on stdin is not a JSON object" || strings.Contains(msg, "s3cr3t") {
+		t.Fatalf("failed=%v msg=%q", failed, msg)
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	mods := map[string]Module{"incus_trust": nil, "ssh_ca_trust": nil}
+	cases := []struct {
+		argv       []string
+		name, rest string
+	}{
+		// Ansible's stock binary path: a copy named AnsiballZ_<module>, the args file in argv[1].
+		{[]string{"/tmp/ansible-tmp-1/AnsiballZ_incus_trust", "/tmp/ansible-tmp-1/args"}, "incus_trust", "/tmp/ansible-tmp-1/args"},
+		// A copy (or link) under the module's own name, as in plugins/modules.
+		{[]string{"plugins/modules/ssh_ca_trust", "args"}, "ssh_ca_trust", "args"},
+		// The executor: the multi-call binary with the module as the first argument.
+		{[]string{"/var/lib/incus-access/bin/incus-access-modules-abc", "ssh_ca_trust", "-"}, "ssh_ca_trust", "-"},
+		{[]string{"incus-access-modules", "nope", "-"}, "", ""},
+		{[]string{"incus-access-modules"}, "", ""},
+		{nil, "", ""},
+	}
+	for _, c := range cases {
+		name, rest := Dispatch(c.argv, mods)
+		if name != c.name || strings.Join(rest, " ") != c.rest {
+			t.Errorf("Dispatch(%q) = %q %q, want %q %q", c.argv, name, rest, c.name, c.rest)
+		}
+	}
+	if u := Usage([]string{"/x/incus-access-modules-abc"}, mods); !strings.Contains(u, "incus-access-modules-abc MODULE ARGS_FILE") ||
+		!strings.Contains(u, "modules: incus_trust, ssh_ca_trust") {
+		t.Fatalf("usage: %s", u)
+	}
+}
+
+// FuzzArgsDecoder feeds arbitrary args files through the whole runtime: it must never
+// panic, always produce one JSON object, and never let the no_log value through.
+func FuzzArgsDecoder(f *testing.F) {
+	f.Add([]byte(`{"name": "web", "count": "3", "token": "fuzz-secret-value"}`))
+	f.Add([]byte(`{"name": 1, "clients": [{"name": "a", "type": "metrics"}], "token": "fuzz-secret-value"}`))
+	f.Add([]byte(`{"n": "x", "vault": {"auth": "token"}, "token": "fuzz-secret-value"}`))
+	f.Add([]byte(`{"name": "x", "labels": "a=1,b", "ports": "22,2222", "token": "fuzz-secret-value"}`))
+	f.Add([]byte(`[1,2,3]`))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, "args")
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res, _ := Execute(demoDoc, p, func(m *Context, d *demoParams) error {
+			m.Set("echo", d.Token)
+			return nil
+		})
+		out, err := json.Marshal(res)
+		if err != nil {
+			t.Fatalf("result not JSON: %v", err)
+		}
+		if _, ok := res["changed"]; !ok {
+			t.Fatalf("result lacks changed: %s", out)
+		}
+		// Whatever string was given as the no_log option must not appear anywhere.
+		var in map[string]any
+		if json.Unmarshal(data, &in) == nil {
+			if tok, ok := in["token"].(string); ok && len(strings.TrimSpace(tok)) >= 4 && strings.Contains(string(out), tok) {
+				t.Fatalf("no_log value %q leaked: %s", tok, out)
+			}
+		}
+	})
 }

@@ -98,17 +98,17 @@ func TestAddToInventoryKeepsTheSeedInventoryAndAppendsTheClient(t *testing.T) {
 	}
 
 	// Again: already there, nothing written.
-	before := tree(t, w.home)
+	before := testlab.Tree(t, w.home)
 	if r := w.ok("add-to-inventory", inv); !strings.Contains(r.stdout, "nothing changed") {
 		t.Errorf("second run:\n%s", r.stdout)
 	}
-	if tree(t, w.home) != before {
+	if testlab.Tree(t, w.home) != before {
 		t.Error("the second run wrote something")
 	}
 	// The same certificate under another name is refused (Incus trusts it once).
 	assertOneLineFailure(t, w.run("add-to-inventory", inv, "--name", "second-name"),
 		fmt.Sprintf(`this certificate is already incus_trusted_clients[%d] "ci-pipeline-staging"`, len(seed)))
-	if tree(t, w.home) != before {
+	if testlab.Tree(t, w.home) != before {
 		t.Error("the refused run wrote something")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/incus-access/incus-access/internal/testlab"
 	localtls "github.com/lxc/incus/v6/shared/tls"
 )
 
@@ -99,14 +100,14 @@ func TestGenerateTwiceRefusesAndForceKeepsTheOldPairAside(t *testing.T) {
 	w := newWorkstation(t)
 	w.ok("generate", "laptop")
 	oldCert, oldKey := w.read("client.crt"), w.read("client.key")
-	before := tree(t, w.home)
+	before := testlab.Tree(t, w.home)
 
 	r := w.run("generate", "laptop")
 	assertOneLineFailure(t, r, filepath.Join(w.conf, "client.key")+" already exists")
 	if !strings.Contains(r.stderr, "--force") || !strings.Contains(r.stderr, "backup") {
 		t.Errorf("the refusal does not say how to keep or replace the pair: %s", r.stderr)
 	}
-	if tree(t, w.home) != before {
+	if testlab.Tree(t, w.home) != before {
 		t.Fatal("the refused generate changed files")
 	}
 

@@ -1,38 +1,17 @@
 package sshca
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"strings"
 	"testing"
 
+	"github.com/incus-access/incus-access/internal/testlab"
 	"golang.org/x/crypto/ssh"
 )
 
-// newKey returns a fresh ed25519 public key line and its private key in OpenSSH PEM.
-func newKey(t *testing.T, comment string) (string, string, ssh.Signer) {
-	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, _ := ssh.NewPublicKey(pub)
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, _ := ssh.NewSignerFromKey(priv)
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp)))
-	if comment != "" {
-		line += " " + comment
-	}
-	return line, string(pem.EncodeToMemory(block)), signer
-}
-
 func TestParseCAKeysNormalizesAndFingerprints(t *testing.T) {
-	a, _, signer := newKey(t, "ca-2026")
-	b, _, _ := newKey(t, "")
+	a, _, signer := testlab.NewSSHKey(t, "ca-2026")
+	b, _, _ := testlab.NewSSHKey(t, "")
 	keys, err := ParseCAKeys("ca_keys[0]", "# two CAs\n\n  "+a+"  \r\ncert-authority "+b+"\n")
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +25,8 @@ func TestParseCAKeysNormalizesAndFingerprints(t *testing.T) {
 }
 
 func TestParseCAKeysRejectsBadInputNamingSourceAndLine(t *testing.T) {
-	pubLine, privPEM, signer := newKey(t, "ca")
-	userLine, _, _ := newKey(t, "user")
+	pubLine, privPEM, signer := testlab.NewSSHKey(t, "ca")
+	userLine, _, _ := testlab.NewSSHKey(t, "user")
 	userPub, _, _, _, _ := ssh.ParseAuthorizedKey([]byte(userLine))
 	cert := &ssh.Certificate{Key: userPub, CertType: ssh.UserCert, KeyId: "alice", ValidPrincipals: []string{"rocky"}, ValidBefore: ssh.CertTimeInfinity}
 	if err := cert.SignCert(rand.Reader, signer); err != nil {
@@ -82,8 +61,8 @@ func TestParseCAKeysRejectsBadInputNamingSourceAndLine(t *testing.T) {
 }
 
 func TestMergeKeysDedupesByFingerprintKeepingSources(t *testing.T) {
-	a, _, _ := newKey(t, "from-inline")
-	b, _, _ := newKey(t, "")
+	a, _, _ := testlab.NewSSHKey(t, "from-inline")
+	b, _, _ := testlab.NewSSHKey(t, "")
 	inline, _ := ParseCAKeys("ca_keys[0]", a+"\n"+b)
 	fromVault, _ := ParseCAKeys("vault ssh-client-signer", strings.Join(strings.Fields(a)[:2], " "))
 	merged := MergeKeys(inline, fromVault)

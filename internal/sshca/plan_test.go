@@ -1,8 +1,12 @@
 package sshca
 
 import (
+	"bytes"
+	"sort"
 	"strings"
 	"testing"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 const debianMain = `# This is the sshd server system-wide configuration file.
@@ -87,7 +91,7 @@ func plan(t *testing.T, d Desired, st State) *TrustPlan {
 }
 
 func TestPlanDropInDisablesEarlierConflictsAndConverges(t *testing.T) {
-	a, _, _ := newKey(t, "vault-ca")
+	a, _, _ := testlab.NewSSHKey(t, "vault-ca")
 	d := desired(t, a)
 	main := "TrustedUserCAKeys /etc/ssh/old-ca.pub\n" + debianMain + "TrustedUserCAKeys /etc/ssh/after-include.pub\n"
 	st := State{
@@ -141,7 +145,7 @@ func TestPlanDropInDisablesEarlierConflictsAndConverges(t *testing.T) {
 }
 
 func TestPlanMainFileBlockWithoutDropInDir(t *testing.T) {
-	a, _, _ := newKey(t, "")
+	a, _, _ := testlab.NewSSHKey(t, "")
 	d := desired(t, a)
 	d.Principals = nil
 	main := "# header\n\nPort 22\nTrustedUserCAKeys /etc/ssh/old.pub\nMatch User app\n  TrustedUserCAKeys /x\n"
@@ -162,8 +166,8 @@ func TestPlanMainFileBlockWithoutDropInDir(t *testing.T) {
 }
 
 func TestPlanExclusiveFalseKeepsExistingKeys(t *testing.T) {
-	old, _, _ := newKey(t, "old-ca")
-	nw, _, _ := newKey(t, "new-ca")
+	old, _, _ := testlab.NewSSHKey(t, "old-ca")
+	nw, _, _ := testlab.NewSSHKey(t, "new-ca")
 	d := desired(t, nw)
 	d.Exclusive = false
 	st := State{Main: file(d.SSHDConfig, debianMain), KeysFile: file(d.KeysFile, old+"\n")}
@@ -179,7 +183,7 @@ func TestPlanExclusiveFalseKeepsExistingKeys(t *testing.T) {
 }
 
 func TestPlanFixesModeAndPrunesOwnPrincipalsFiles(t *testing.T) {
-	a, _, _ := newKey(t, "")
+	a, _, _ := testlab.NewSSHKey(t, "")
 	d := desired(t, a)
 	d.Principals = map[string][]string{"rocky": {"rocky"}}
 	keys := FileState{Path: d.KeysFile, Data: []byte(managedHeader + "\n" + a + "\n"), Exists: true, Mode: 0o600}
@@ -208,13 +212,95 @@ func TestPlanRefusesNoKeysAndMissingMain(t *testing.T) {
 	}
 }
 
-func TestParseConfigKeywordsArgsAndScope(t *testing.T) {
-	lines := parseConfig([]byte("Include=sshd_config.d/*.conf\nTrustedUserCAKeys \"/etc/ssh/a b.pem\" # c\nMatch User x\n  Include /y/*.conf\n"))
-	if lines[0].Keyword != "include" || lines[1].Args[0] != "/etc/ssh/a b.pem" || len(lines[1].Args) != 1 || !lines[3].InMatch {
-		t.Fatalf("%+v", lines)
+// applyInMemory is the state after a plan's files are written (what ReadState would
+// read back), for planning again without touching a disk.
+func applyInMemory(st State, p *TrustPlan) State {
+	next := State{Main: st.Main, KeysFile: st.KeysFile}
+	dropIns := map[string]FileState{}
+	for _, f := range st.DropIns {
+		dropIns[f.Path] = f
 	}
-	inc, ok := findDropInInclude(lines)
-	if !ok || inc.Dir != "/etc/ssh/sshd_config.d" || inc.Glob != "/etc/ssh/sshd_config.d/*.conf" {
-		t.Fatalf("include %+v", inc)
+	principals := map[string]FileState{}
+	for _, f := range st.Principals {
+		principals[f.Path] = f
 	}
+	for _, f := range p.Files {
+		fs := FileState{Path: f.Path, Data: f.After, Exists: !f.Remove, Mode: f.Mode, UID: f.UID, GID: f.GID}
+		switch f.Kind {
+		case "sshd_config":
+			next.Main = fs
+		case "keys_file":
+			next.KeysFile = fs
+		case "drop_in":
+			dropIns[f.Path] = fs
+		case "principals":
+			principals[f.Path] = fs
+		}
+	}
+	for _, f := range dropIns {
+		if f.Exists {
+			next.DropIns = append(next.DropIns, f)
+		}
+	}
+	sort.Slice(next.DropIns, func(a, b int) bool { return next.DropIns[a].Path < next.DropIns[b].Path })
+	for _, f := range principals {
+		if f.Exists {
+			next.Principals = append(next.Principals, f)
+		}
+	}
+	return next
+}
+
+// FuzzSSHDConfigPlan runs arbitrary sshd_config text through the reader and the editor:
+// never a panic, reading and rendering keep every byte of a newline-terminated LF file,
+// and the run after a plan is applied changes nothing (the editor is idempotent), for
+// state present and absent.
+func FuzzSSHDConfigPlan(f *testing.F) {
+	seeds := []string{
+		"Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin no\n",
+		"Port 22\nTrustedUserCAKeys /other/keys\nMatch User x\n  TrustedUserCAKeys /x\n",
+		"# BEGIN ssh_ca_trust: managed by the ssh_ca_trust module, do not edit\nTrustedUserCAKeys /k\n# END ssh_ca_trust\n",
+		"# [disabled by ssh_ca_trust] TrustedUserCAKeys /old\nInclude sshd_config.d/*\n",
+		"TrustedUserCAKeys=\"/etc/ssh/trusted user ca\" # comment\r\nAuthorizedPrincipalsFile none\n",
+		"",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	keys, err := ParseCAKeys("seed", "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl fuzz-ca")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, absent bool) {
+		lines := parseConfig(data)
+		if bytes.HasSuffix(data, []byte("\n")) && !bytes.Contains(data, []byte("\r")) && len(bytes.TrimRight(data, "\n")) > 0 &&
+			!bytes.Equal(renderConfig(lines), data) && !bytes.HasSuffix(data, []byte("\n\n")) {
+			t.Fatalf("read and render changed the file:\n%q\n%q", data, renderConfig(lines))
+		}
+		d := Desired{Absent: absent, Keys: keys, Exclusive: true, KeysFile: "/etc/ssh/trusted-user-ca-keys.pem",
+			SSHDConfig: "/etc/ssh/sshd_config", PrincipalsDir: "/etc/ssh/auth_principals",
+			Principals: map[string][]string{"root": {"root"}}}
+		st := State{Main: FileState{Path: d.SSHDConfig, Data: data, Exists: true, Mode: 0o644}}
+		if absent {
+			// what an earlier run left, so there is something to remove
+			first, err := NewTrustPlan(Desired{Keys: keys, Exclusive: true, KeysFile: d.KeysFile, SSHDConfig: d.SSHDConfig,
+				PrincipalsDir: d.PrincipalsDir, Principals: d.Principals}, st)
+			if err != nil {
+				return
+			}
+			st = applyInMemory(st, first)
+		}
+		plan, err := NewTrustPlan(d, st)
+		if err != nil {
+			return
+		}
+		again, err := NewTrustPlan(d, applyInMemory(st, plan))
+		if err != nil {
+			t.Fatalf("planning after the plan fails: %v", err)
+		}
+		if again.Changed() {
+			t.Fatalf("not idempotent: after applying, the next run would change %v\nconfig: %q", again.Changes, data)
+		}
+	})
 }

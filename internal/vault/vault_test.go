@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
@@ -19,26 +17,9 @@ func labConfig(t *testing.T) Config {
 	return Config{Addr: l.VaultAddr, Timeout: 10}
 }
 
-// childToken makes a long random token (the lab's root token is the word "root", which
-// cannot be looked for in output).
-func childToken(t *testing.T, policies ...string) string {
-	t.Helper()
-	c := labConfig(t)
-	c.Auth, c.Token = "token", os.Getenv("LAB_VAULT_TOKEN")
-	client, err := NewClient(context.Background(), c, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := client.Auth().Token().Create(&api.TokenCreateRequest{Policies: policies, TTL: "10m"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.Auth.ClientToken
-}
-
 func TestLabTokenReadsConfigCA(t *testing.T) {
 	c := labConfig(t)
-	c.Auth, c.Token = "token", childToken(t, "incus-access")
+	c.Auth, c.Token = "token", testlab.Get(t).ChildToken(t, "incus-access")
 	client, err := NewClient(context.Background(), c, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +149,7 @@ func TestLabCloseRevokesTheLoginTokenOnly(t *testing.T) {
 		t.Fatal("a second Close must do nothing")
 	}
 
-	given := childToken(t, "incus-access")
+	given := testlab.Get(t).ChildToken(t, "incus-access")
 	tc := labConfig(t)
 	tc.Auth, tc.Token = "token", given
 	cl, err := NewClient(context.Background(), tc, nil)

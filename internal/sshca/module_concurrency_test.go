@@ -1,7 +1,6 @@
 package sshca
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"math/big"
@@ -14,23 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/incus-access/incus-access/internal/fileutil"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
+// newCAKeyLine is a fresh CA public key line with comment.
 func newCAKeyLine(t *testing.T, comment string) string {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(ssh.MarshalAuthorizedKey(sp)[:len(ssh.MarshalAuthorizedKey(sp))-1]) + " " + comment
+	line, _, _ := testlab.NewSSHKey(t, comment)
+	return line
 }
 
 // keyLines is the keys file without its comment lines.
@@ -49,8 +40,8 @@ func keyLines(t *testing.T, path string) string {
 	return strings.Join(keep, "\n")
 }
 
-// stale lists temp files of our pattern in every directory the module manages.
-func (s *testSSHD) stale(t *testing.T) []string {
+// staleTemps lists temp files of our pattern in every directory the module manages.
+func staleTemps(t *testing.T, s *testlab.SSHD) []string {
 	t.Helper()
 	left, err := fileutil.StaleTemps([]string{s.KeysFile, s.Config}, []string{s.DropIns, s.PrincipalsDir})
 	if err != nil {
@@ -59,7 +50,8 @@ func (s *testSSHD) stale(t *testing.T) []string {
 	return left
 }
 
-func (s *testSSHD) sshdAccepts(t *testing.T, round int) {
+// sshdAccepts fails the test unless `sshd -t` accepts the configuration the module left.
+func sshdAccepts(t *testing.T, s *testlab.SSHD, round int) {
 	t.Helper()
 	if out, err := exec.Command("/usr/sbin/sshd", "-t", "-f", s.Config).CombinedOutput(); err != nil {
 		t.Fatalf("round %d: sshd -t refuses the configuration: %v %s", round, err, out)
@@ -69,7 +61,7 @@ func (s *testSSHD) sshdAccepts(t *testing.T, round int) {
 // Two runs at once with different CA keys, fifty times: both succeed, the keys file is
 // exactly one run's, and sshd -t accepts the configuration every time.
 func TestLabConcurrentRunsEndInOneRunsState(t *testing.T) {
-	s := startSSHD(t)
+	s := testlab.StartSSHD(t)
 	lines := []string{newCAKeyLine(t, "ca-a"), newCAKeyLine(t, "ca-b")}
 	var wg sync.WaitGroup
 	for round := 0; round < 50; round++ {
@@ -78,7 +70,7 @@ func TestLabConcurrentRunsEndInOneRunsState(t *testing.T) {
 			wg.Add(1)
 			go func(i int) {
 				defer wg.Done()
-				results[i], _ = runModule(t, s.args(map[string]any{"ca_keys": []any{lines[i]}, "reload": false}))
+				results[i], _ = runModule(t, moduleArgs(s, map[string]any{"ca_keys": []any{lines[i]}, "reload": false}))
 			}(i)
 		}
 		wg.Wait()
@@ -90,8 +82,8 @@ func TestLabConcurrentRunsEndInOneRunsState(t *testing.T) {
 		if got := keyLines(t, s.KeysFile); got != lines[0] && got != lines[1] {
 			t.Fatalf("round %d: the keys file is neither run's: %q", round, got)
 		}
-		s.sshdAccepts(t, round)
-		if left := s.stale(t); len(left) > 0 {
+		sshdAccepts(t, s, round)
+		if left := staleTemps(t, s); len(left) > 0 {
 			t.Fatalf("round %d: temp files left: %v", round, left)
 		}
 	}
@@ -100,11 +92,11 @@ func TestLabConcurrentRunsEndInOneRunsState(t *testing.T) {
 // Forty runs killed at random moments, then one normal run: no temp file is left in any
 // managed directory, and sshd -t accepts the result.
 func TestLabKilledRunsLeaveNothingAfterTheNextRun(t *testing.T) {
-	s := startSSHD(t)
+	s := testlab.StartSSHD(t)
 	bin := testlab.ModuleBinary(t, "ssh_ca_trust")
 	dir := t.TempDir()
 	for i := 0; i < 40; i++ {
-		args := s.args(map[string]any{"ca_keys": []any{newCAKeyLine(t, "ca-kill")}, "reload": false})
+		args := moduleArgs(s, map[string]any{"ca_keys": []any{newCAKeyLine(t, "ca-kill")}, "reload": false})
 		data, _ := json.Marshal(args)
 		path := filepath.Join(dir, "args.json")
 		os.WriteFile(path, data, 0o600)
@@ -117,24 +109,24 @@ func TestLabKilledRunsLeaveNothingAfterTheNextRun(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 	}
-	t.Logf("before the recovery run: %d temp file(s) left by the kills", len(s.stale(t)))
+	t.Logf("before the recovery run: %d temp file(s) left by the kills", len(staleTemps(t, s)))
 	planted := filepath.Join(filepath.Dir(s.KeysFile), "."+filepath.Base(s.KeysFile)+".tmp-777")
 	if err := os.WriteFile(planted, []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	final := newCAKeyLine(t, "ca-final")
-	res, _ := runModule(t, s.args(map[string]any{"ca_keys": []any{final}, "reload": false}))
+	res, _ := runModule(t, moduleArgs(s, map[string]any{"ca_keys": []any{final}, "reload": false}))
 	if res["failed"] == true {
 		t.Fatalf("recovery run failed: %v", res["msg"])
 	}
 	if removed, _ := res["removed_temp_files"].([]any); len(removed) == 0 {
 		t.Fatalf("the recovery run removed no temp file: %v", res)
 	}
-	if left := s.stale(t); len(left) > 0 {
+	if left := staleTemps(t, s); len(left) > 0 {
 		t.Fatalf("temp files left after the recovery run: %v", left)
 	}
 	if got := keyLines(t, s.KeysFile); got != final {
 		t.Fatalf("keys file holds %q", got)
 	}
-	s.sshdAccepts(t, 0)
+	sshdAccepts(t, s, 0)
 }

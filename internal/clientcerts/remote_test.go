@@ -4,6 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -224,9 +227,9 @@ func TestLabTwoRemotesAndAWrongPinWritesNothing(t *testing.T) {
 	d2.trust(t, w, name, false)
 
 	w.ok("add-remote", "h1", d1.addr, d1.port, "--fingerprint", d1.serverFP)
-	before := tree(t, w.home)
+	before := testlab.Tree(t, w.home)
 	assertOneLineFailure(t, w.run("add-remote", "h2", d2.addr, d2.port, "--fingerprint", d1.serverFP), "not the pinned "+d1.serverFP)
-	if tree(t, w.home) != before {
+	if testlab.Tree(t, w.home) != before {
 		t.Fatal("a refused pin changed files")
 	}
 	w.ok("add-remote", "h2", d2.addr, d2.port, "--fingerprint", d2.serverFP)
@@ -241,5 +244,110 @@ func TestLabTwoRemotesAndAWrongPinWritesNothing(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("list-remotes does not show %q:\n%s", want, r.stdout)
 		}
+	}
+}
+
+// A port nothing listens on.
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	l.Close()
+	return port
+}
+
+// Interactive use: the fingerprint is shown and a "no" (or a wrong fingerprint typed)
+// writes nothing. A "yes" goes on to talk to the server, which this one is not.
+func TestAddRemoteAsksAboutTheServerCertificate(t *testing.T) {
+	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer tlsSrv.Close()
+	u, _ := url.Parse(tlsSrv.URL)
+	host, port, _ := net.SplitHostPort(u.Host)
+	fp := Fingerprint(tlsSrv.Certificate().Raw)
+
+	for answer, want := range map[string]string{
+		"n\n":                          "not accepted",
+		"\n":                           "not accepted",
+		"":                             "no answer",
+		strings.Repeat("0", 64) + "\n": "not the server's",
+	} {
+		w := newWorkstation(t)
+		w.ok("generate", "laptop")
+		w.tty, w.stdin = true, answer
+		before := testlab.Tree(t, w.home)
+		r := w.run("add-remote", "r", host, port)
+		if r.code == 0 || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("answer %q: exit %d, stderr %q (want %q)", answer, r.code, r.stderr, want)
+		}
+		if !strings.Contains(r.stdout, "Certificate fingerprint: "+fp) {
+			t.Errorf("answer %q: the question does not show the fingerprint: %q", answer, r.stdout)
+		}
+		if testlab.Tree(t, w.home) != before {
+			t.Errorf("answer %q: files changed", answer)
+		}
+	}
+	// Typing the right fingerprint accepts: the failure is now the server (not Incus).
+	w := newWorkstation(t)
+	w.ok("generate", "laptop")
+	w.tty, w.stdin = true, strings.ToUpper(OpenSSLFingerprint(fp))+"\n"
+	r := w.run("add-remote", "r", host, port)
+	if r.code == 0 || strings.Contains(r.stderr, "not accepted") || !strings.Contains(r.stderr, "cannot") {
+		t.Errorf("typed fingerprint: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(w.conf, "config.yml")); err == nil {
+		t.Error("config.yml written although the server is not Incus")
+	}
+}
+
+func TestChooseProjectAsTheIncusCLIDoes(t *testing.T) {
+	for _, c := range []struct {
+		visible []string
+		want    string
+		got     string
+	}{
+		{[]string{"production"}, "", "production"},
+		{[]string{"default", "production"}, "", ""},
+		{nil, "", ""},
+		{[]string{"staging", "production"}, "", "staging"},
+		{[]string{"default", "production"}, "production", "production"},
+	} {
+		got, err := chooseProject(c.want, &RemoteReport{Trusted: true, Projects: c.visible})
+		if err != nil || got != c.got {
+			t.Errorf("visible %v, --project %q: got %q, %v; want %q", c.visible, c.want, got, err, c.got)
+		}
+	}
+	if _, err := chooseProject("staging", &RemoteReport{Trusted: true, Projects: []string{"production"}, URL: "https://x:8443"}); err == nil ||
+		!strings.Contains(err.Error(), `project "staging" is not visible`) {
+		t.Errorf("an invisible --project: %v", err)
+	}
+}
+
+func TestListRemotesShowsWhatTheIncusCLIKeeps(t *testing.T) {
+	w := newWorkstation(t)
+	cfg := "default-remote: aoostar\nremotes:\n  aoostar:\n    addr: https://10.10.0.20:8443\n    auth_type: tls\n    project: production\n    protocol: incus\n    public: false\n"
+	if err := os.MkdirAll(filepath.Join(w.conf, "servercerts"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(w.conf, "config.yml"), []byte(cfg), 0o644)
+	os.WriteFile(filepath.Join(w.conf, "servercerts", "aoostar.crt"), []byte("x"), 0o644)
+	r := w.ok("list-remotes")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") { // a config.yml without images: incus has none either
+		t.Fatalf("list-remotes:\n%s", r.stdout)
+	}
+	want := []string{"aoostar (current)", "https://10.10.0.20:8443", "incus", "tls", "production", filepath.Join(w.conf, "servercerts", "aoostar.crt")}
+	if got := strings.Fields(strings.Replace(lines[1], " (current)", "_(current)", 1)); strings.Join(got, " ") != strings.Replace(strings.Join(want, " "), " (current)", "_(current)", 1) {
+		t.Errorf("aoostar line: %q", lines[1])
+	}
+	if !strings.HasPrefix(lines[2], "local ") || !strings.Contains(lines[2], "file access") {
+		t.Errorf("built-in remotes:\n%s", r.stdout)
+	}
+	// No config.yml at all: the incus CLI's defaults.
+	w2 := newWorkstation(t)
+	if r := w2.ok("list-remotes"); !strings.Contains(r.stdout, "local (current)") || !strings.Contains(r.stdout, "images.linuxcontainers.org") {
+		t.Errorf("defaults:\n%s", r.stdout)
 	}
 }

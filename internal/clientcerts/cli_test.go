@@ -1,6 +1,7 @@
 package clientcerts
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -9,7 +10,90 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
+
+// workstation is a temporary home with INCUS_CONF at ~/.config/incus, as on a real one.
+type workstation struct {
+	t     *testing.T
+	home  string
+	conf  string
+	stdin string
+	tty   bool
+	now   time.Time
+	extra map[string]string // more environment variables
+}
+
+func newWorkstation(t *testing.T) *workstation {
+	t.Helper()
+	home := t.TempDir()
+	return &workstation{t: t, home: home, conf: filepath.Join(home, ".config", "incus"),
+		now: time.Now(), extra: map[string]string{}}
+}
+
+// result is one run of the program.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (w *workstation) run(args ...string) result {
+	w.t.Helper()
+	var out, errb bytes.Buffer
+	env := Env{
+		Getenv: func(k string) string {
+			switch k {
+			case "HOME":
+				return w.home
+			case "INCUS_CONF":
+				return w.conf
+			}
+			return w.extra[k]
+		},
+		Stdin: strings.NewReader(w.stdin), Stdout: &out, Stderr: &errb,
+		Interactive: w.tty, Now: func() time.Time { return w.now },
+	}
+	code := Main(args, env)
+	return result{code, out.String(), errb.String()}
+}
+
+// ok runs and fails the test unless the exit status is 0.
+func (w *workstation) ok(args ...string) result {
+	w.t.Helper()
+	r := w.run(args...)
+	if r.code != 0 {
+		w.t.Fatalf("%v: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func (w *workstation) read(rel string) []byte {
+	w.t.Helper()
+	data, err := os.ReadFile(filepath.Join(w.conf, rel))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return data
+}
+
+// assertOneLineFailure: exit status not 0, exactly one line on stderr naming want, nothing on stdout.
+func assertOneLineFailure(t *testing.T, r result, want string) {
+	t.Helper()
+	if r.code == 0 {
+		t.Fatalf("exit 0, want a failure\nstdout: %s", r.stdout)
+	}
+	if strings.Count(r.stderr, "\n") != 1 || !strings.HasSuffix(r.stderr, "\n") || !strings.HasPrefix(r.stderr, Program+": ") {
+		t.Fatalf("stderr is not one line starting %q: %q", Program+": ", r.stderr)
+	}
+	if !strings.Contains(r.stderr, want) {
+		t.Fatalf("stderr %q does not say %q", r.stderr, want)
+	}
+	if r.stdout != "" {
+		t.Fatalf("a failure printed on stdout: %q", r.stdout)
+	}
+}
 
 // Every bad input: exit status not 0, one line on stderr that names the problem, and
 // not a byte written, created or removed anywhere under the home directory.
@@ -115,116 +199,11 @@ func TestBadInputFailsInOneLineAndWritesNothing(t *testing.T) {
 			if c.args != nil && len(c.args) > 1 && strings.HasPrefix(c.args[1], "inv/") {
 				c.args = append([]string{c.args[0], filepath.Join(w.home, c.args[1])}, c.args[2:]...)
 			}
-			before := tree(t, w.home)
+			before := testlab.Tree(t, w.home)
 			assertOneLineFailure(t, w.run(c.args...), c.want)
-			if after := tree(t, w.home); after != before {
+			if after := testlab.Tree(t, w.home); after != before {
 				t.Fatalf("files changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
-	}
-}
-
-// A port nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
-	return port
-}
-
-// Interactive use: the fingerprint is shown and a "no" (or a wrong fingerprint typed)
-// writes nothing. A "yes" goes on to talk to the server, which this one is not.
-func TestAddRemoteAsksAboutTheServerCertificate(t *testing.T) {
-	tlsSrv := httptest.NewTLSServer(http.NotFoundHandler())
-	defer tlsSrv.Close()
-	u, _ := url.Parse(tlsSrv.URL)
-	host, port, _ := net.SplitHostPort(u.Host)
-	fp := Fingerprint(tlsSrv.Certificate().Raw)
-
-	for answer, want := range map[string]string{
-		"n\n":                          "not accepted",
-		"\n":                           "not accepted",
-		"":                             "no answer",
-		strings.Repeat("0", 64) + "\n": "not the server's",
-	} {
-		w := newWorkstation(t)
-		w.ok("generate", "laptop")
-		w.tty, w.stdin = true, answer
-		before := tree(t, w.home)
-		r := w.run("add-remote", "r", host, port)
-		if r.code == 0 || !strings.Contains(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
-			t.Errorf("answer %q: exit %d, stderr %q (want %q)", answer, r.code, r.stderr, want)
-		}
-		if !strings.Contains(r.stdout, "Certificate fingerprint: "+fp) {
-			t.Errorf("answer %q: the question does not show the fingerprint: %q", answer, r.stdout)
-		}
-		if tree(t, w.home) != before {
-			t.Errorf("answer %q: files changed", answer)
-		}
-	}
-	// Typing the right fingerprint accepts: the failure is now the server (not Incus).
-	w := newWorkstation(t)
-	w.ok("generate", "laptop")
-	w.tty, w.stdin = true, strings.ToUpper(OpenSSLFingerprint(fp))+"\n"
-	r := w.run("add-remote", "r", host, port)
-	if r.code == 0 || strings.Contains(r.stderr, "not accepted") || !strings.Contains(r.stderr, "cannot") {
-		t.Errorf("typed fingerprint: exit %d, stderr %q", r.code, r.stderr)
-	}
-	if _, err := os.Stat(filepath.Join(w.conf, "config.yml")); err == nil {
-		t.Error("config.yml written although the server is not Incus")
-	}
-}
-
-func TestChooseProjectAsTheIncusCLIDoes(t *testing.T) {
-	for _, c := range []struct {
-		visible []string
-		want    string
-		got     string
-	}{
-		{[]string{"production"}, "", "production"},
-		{[]string{"default", "production"}, "", ""},
-		{nil, "", ""},
-		{[]string{"staging", "production"}, "", "staging"},
-		{[]string{"default", "production"}, "production", "production"},
-	} {
-		got, err := chooseProject(c.want, &RemoteReport{Trusted: true, Projects: c.visible})
-		if err != nil || got != c.got {
-			t.Errorf("visible %v, --project %q: got %q, %v; want %q", c.visible, c.want, got, err, c.got)
-		}
-	}
-	if _, err := chooseProject("staging", &RemoteReport{Trusted: true, Projects: []string{"production"}, URL: "https://x:8443"}); err == nil ||
-		!strings.Contains(err.Error(), `project "staging" is not visible`) {
-		t.Errorf("an invisible --project: %v", err)
-	}
-}
-
-func TestListRemotesShowsWhatTheIncusCLIKeeps(t *testing.T) {
-	w := newWorkstation(t)
-	cfg := "default-remote: aoostar\nremotes:\n  aoostar:\n    addr: https://10.10.0.20:8443\n    auth_type: tls\n    project: production\n    protocol: incus\n    public: false\n"
-	if err := os.MkdirAll(filepath.Join(w.conf, "servercerts"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(w.conf, "config.yml"), []byte(cfg), 0o644)
-	os.WriteFile(filepath.Join(w.conf, "servercerts", "aoostar.crt"), []byte("x"), 0o644)
-	r := w.ok("list-remotes")
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 3 || !strings.HasPrefix(lines[0], "NAME") { // a config.yml without images: incus has none either
-		t.Fatalf("list-remotes:\n%s", r.stdout)
-	}
-	want := []string{"aoostar (current)", "https://10.10.0.20:8443", "incus", "tls", "production", filepath.Join(w.conf, "servercerts", "aoostar.crt")}
-	if got := strings.Fields(strings.Replace(lines[1], " (current)", "_(current)", 1)); strings.Join(got, " ") != strings.Replace(strings.Join(want, " "), " (current)", "_(current)", 1) {
-		t.Errorf("aoostar line: %q", lines[1])
-	}
-	if !strings.HasPrefix(lines[2], "local ") || !strings.Contains(lines[2], "file access") {
-		t.Errorf("built-in remotes:\n%s", r.stdout)
-	}
-	// No config.yml at all: the incus CLI's defaults.
-	w2 := newWorkstation(t)
-	if r := w2.ok("list-remotes"); !strings.Contains(r.stdout, "local (current)") || !strings.Contains(r.stdout, "images.linuxcontainers.org") {
-		t.Errorf("defaults:\n%s", r.stdout)
 	}
 }
