@@ -12,7 +12,6 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/incus-access/incus-access/internal/incustrust/trusttest"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
@@ -25,7 +24,7 @@ func labServer(t *testing.T) incus.InstanceServer {
 	if err != nil {
 		t.Fatalf("lab incusd at %s: %v", l.Host1Socket, err)
 	}
-	trusttest.RestoreAfter(t, srv)
+	testlab.RestoreIncusTrustStoreAfter(t, srv)
 	return srv
 }
 
@@ -62,7 +61,7 @@ func planOnly(t *testing.T, srv incus.InstanceServer, clients []Client, opts Pla
 func entryNamed(t *testing.T, srv incus.InstanceServer, name string) []api.Certificate {
 	t.Helper()
 	var out []api.Certificate
-	for _, c := range trusttest.ByFingerprint(t, srv) {
+	for _, c := range testlab.IncusTrustStore(t, srv) {
 		if c.Name == name {
 			out = append(out, c)
 		}
@@ -82,8 +81,8 @@ func requireGone(t *testing.T, srv incus.InstanceServer, fp string) {
 // converged, also when the same certificates come back in another PEM form.
 func TestLabScenariosPlanApplyConverge(t *testing.T) {
 	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	admin, ci, dev, auto := newCert(t, "admin"), newCert(t, "ci"), newCert(t, "dev"), newCert(t, "auto")
+	pre := testlab.UniqueIncusPrefix()
+	admin, ci, dev, auto := testlab.NewIncusClientCert(t, "admin"), testlab.NewIncusClientCert(t, "ci"), testlab.NewIncusClientCert(t, "dev"), testlab.NewIncusClientCert(t, "auto")
 	clients := []Client{
 		{Name: pre + "workstation-admin", Description: "admin workstation", Certificate: admin.CertPEM, Type: "client", Projects: []string{}},
 		{Name: pre + "ci-production", Description: "CI pipeline", Certificate: ci.CertPEM, Type: "client", Restricted: true, Projects: []string{"production"}},
@@ -100,7 +99,7 @@ func TestLabScenariosPlanApplyConverge(t *testing.T) {
 		}
 	}
 	byName := map[string]api.Certificate{}
-	for _, c := range trusttest.ByFingerprint(t, srv) {
+	for _, c := range testlab.IncusTrustStore(t, srv) {
 		byName[c.Name] = c
 	}
 	for _, c := range clients {
@@ -128,8 +127,8 @@ func TestLabScenariosPlanApplyConverge(t *testing.T) {
 
 func TestLabUpdateInPlace(t *testing.T) {
 	srv := labServer(t)
-	name := trusttest.UniquePrefix() + "ci"
-	c := newCert(t, "ci")
+	name := testlab.UniqueIncusPrefix() + "ci"
+	c := testlab.NewIncusClientCert(t, "ci")
 	reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "client", Projects: []string{}}}, PlanOptions{})
 	want := Client{Name: name, Description: "now restricted", Certificate: c.CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "staging"}}
 	plan := reconcile(t, srv, []Client{want}, PlanOptions{})
@@ -149,8 +148,8 @@ func TestLabUpdateInPlace(t *testing.T) {
 // the trust store, and (when the lab serves HTTPS) the old key is no longer let in.
 func TestLabRotationRevokesOldCertificate(t *testing.T) {
 	srv := labServer(t)
-	name := trusttest.UniquePrefix() + "rotating"
-	old, cur := newCert(t, "v1"), newCert(t, "v2")
+	name := testlab.UniqueIncusPrefix() + "rotating"
+	old, cur := testlab.NewIncusClientCert(t, "v1"), testlab.NewIncusClientCert(t, "v2")
 	reconcile(t, srv, []Client{{Name: name, Description: "d", Certificate: old.CertPEM, Type: "client", Restricted: true, Projects: []string{"staging"}}}, PlanOptions{})
 	https := labHTTPS(t, srv)
 	if https != nil {
@@ -181,8 +180,8 @@ func TestLabRotationRevokesOldCertificate(t *testing.T) {
 
 func TestLabRename(t *testing.T) {
 	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	c := newCert(t, "r")
+	pre := testlab.UniqueIncusPrefix()
+	c := testlab.NewIncusClientCert(t, "r")
 	reconcile(t, srv, []Client{{Name: pre + "old-name", Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := reconcile(t, srv, []Client{{Name: pre + "new-name", Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
 	if ops(plan) != "rename "+pre+"new-name" || plan.Items[0].OldName != pre+"old-name" {
@@ -199,8 +198,8 @@ func TestLabRename(t *testing.T) {
 
 func TestLabTypeChangeDeletesAndAdds(t *testing.T) {
 	srv := labServer(t)
-	name := trusttest.UniquePrefix() + "scraper"
-	c := newCert(t, "m")
+	name := testlab.UniqueIncusPrefix() + "scraper"
+	c := testlab.NewIncusClientCert(t, "m")
 	reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "metrics", Description: "prometheus"}}, PlanOptions{})
 	if ops(plan) != "replace "+name+" delete+add" {
@@ -217,8 +216,8 @@ func TestLabTypeChangeDeletesAndAdds(t *testing.T) {
 
 func TestLabAbsentRemoves(t *testing.T) {
 	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	a, b := newCert(t, "a"), newCert(t, "b")
+	pre := testlab.UniqueIncusPrefix()
+	a, b := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b")
 	reconcile(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client"}, {Name: pre + "b", Certificate: b.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := reconcile(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client"}, {Name: pre + "b", State: "absent"}}, PlanOptions{})
 	if ops(plan) != "remove "+pre+"b" {
@@ -231,11 +230,11 @@ func TestLabAbsentRemoves(t *testing.T) {
 // openssl's colon form) and everything the lab had before the test.
 func TestLabPruneWithKeep(t *testing.T) {
 	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	managed, byName, byFP, stray := newCert(t, "m"), newCert(t, "k1"), newCert(t, "k2"), newCert(t, "s")
-	keep := trusttest.Fingerprints(t, srv)
-	for name, c := range map[string]testCert{pre + "kept-by-name": byName, pre + "kept-by-fp": byFP, pre + "stray": stray} {
-		trusttest.Trust(t, srv, name, c)
+	pre := testlab.UniqueIncusPrefix()
+	managed, byName, byFP, stray := testlab.NewIncusClientCert(t, "m"), testlab.NewIncusClientCert(t, "k1"), testlab.NewIncusClientCert(t, "k2"), testlab.NewIncusClientCert(t, "s")
+	keep := testlab.IncusTrustedFingerprints(t, srv)
+	for name, c := range map[string]testlab.IncusClientCert{pre + "kept-by-name": byName, pre + "kept-by-fp": byFP, pre + "stray": stray} {
+		testlab.TrustIncusClient(t, srv, name, c)
 	}
 	clients := []Client{{Name: pre + "managed", Certificate: managed.CertPEM, Type: "client"}}
 
@@ -248,13 +247,13 @@ func TestLabPruneWithKeep(t *testing.T) {
 		t.Fatalf("kept entries must not be reported: %v", p.Warnings)
 	}
 
-	before := len(trusttest.ByFingerprint(t, srv))
+	before := len(testlab.IncusTrustStore(t, srv))
 	p = reconcile(t, srv, clients, PlanOptions{Prune: true, Keep: append(keep, pre+"kept-by-name", strings.ToUpper(colons(byFP.FP)))})
 	if ops(p) != "remove "+pre+"stray" {
 		t.Fatalf("prune plan = %s", ops(p))
 	}
 	requireGone(t, srv, stray.FP)
-	now := trusttest.ByFingerprint(t, srv)
+	now := testlab.IncusTrustStore(t, srv)
 	if len(now) != before-1 {
 		t.Fatalf("prune removed %d entries, want 1", before-len(now))
 	}
@@ -270,8 +269,8 @@ func TestLabPruneWithKeep(t *testing.T) {
 // removal after it is not attempted, and the error says so.
 func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
 	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	x, y, n := newCert(t, "x"), newCert(t, "y"), newCert(t, "n")
+	pre := testlab.UniqueIncusPrefix()
+	x, y, n := testlab.NewIncusClientCert(t, "x"), testlab.NewIncusClientCert(t, "y"), testlab.NewIncusClientCert(t, "n")
 	reconcile(t, srv, []Client{{Name: pre + "x", Certificate: x.CertPEM, Type: "client"}, {Name: pre + "y", Certificate: y.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := planOnly(t, srv, []Client{
 		{Name: pre + "n", Certificate: n.CertPEM, Type: "client"},
@@ -302,7 +301,7 @@ func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
 			t.Fatalf("message %q lacks %q", msg, want)
 		}
 	}
-	now := trusttest.ByFingerprint(t, srv)
+	now := testlab.IncusTrustStore(t, srv)
 	if _, ok := now[n.FP]; !ok {
 		t.Fatal("the applied add is not in the trust store")
 	}
@@ -313,11 +312,11 @@ func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
 
 func TestLabMissingProjectChangesNothing(t *testing.T) {
 	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	before := trusttest.State(t, srv)
+	pre := testlab.UniqueIncusPrefix()
+	before := testlab.IncusTrustState(t, srv)
 	desired, _, err := ValidateClients([]Client{
-		{Name: pre + "ok", Certificate: newCert(t, "ok").CertPEM, Type: "client"},
-		{Name: pre + "ci", Certificate: newCert(t, "ci").CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "qa"}},
+		{Name: pre + "ok", Certificate: testlab.NewIncusClientCert(t, "ok").CertPEM, Type: "client"},
+		{Name: pre + "ci", Certificate: testlab.NewIncusClientCert(t, "ci").CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "qa"}},
 	}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -326,7 +325,7 @@ func TestLabMissingProjectChangesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `client "`+pre+`ci": project "qa" does not exist on this server`) {
 		t.Fatalf("error = %v", err)
 	}
-	if trusttest.State(t, srv) != before {
+	if testlab.IncusTrustState(t, srv) != before {
 		t.Fatal("the trust store changed")
 	}
 }

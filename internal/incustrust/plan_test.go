@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 var allProjects = []string{"default", "production", "staging"}
 
-func stored(name string, c testCert, typ string, restricted bool, projects []string, desc string) api.Certificate {
+func stored(name string, c testlab.IncusClientCert, typ string, restricted bool, projects []string, desc string) api.Certificate {
 	return api.Certificate{Fingerprint: c.FP, CertificatePut: api.CertificatePut{
 		Name: name, Type: typ, Restricted: restricted, Projects: projects, Description: desc, Certificate: c.CertPEM,
 	}}
@@ -48,14 +50,14 @@ func ops(p *TrustPlan) string {
 }
 
 func TestPlanCases(t *testing.T) {
-	a, b, c, d := newCert(t, "a"), newCert(t, "b"), newCert(t, "c"), newCert(t, "d")
-	client := func(name string, tc testCert) Client {
+	a, b, c, d := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b"), testlab.NewIncusClientCert(t, "c"), testlab.NewIncusClientCert(t, "d")
+	client := func(name string, tc testlab.IncusClientCert) Client {
 		return Client{Name: name, Certificate: tc.CertPEM, Type: "client", State: "present", Projects: []string{}}
 	}
 	restricted := func(cl Client, projects ...string) Client { cl.Restricted = true; cl.Projects = projects; return cl }
 	typed := func(cl Client, typ string) Client { cl.Type = typ; return cl }
 	absent := func(name string) Client { return Client{Name: name, State: "absent", Type: "client"} }
-	crlf := func(tc testCert) testCert {
+	crlf := func(tc testlab.IncusClientCert) testlab.IncusClientCert {
 		tc.CertPEM = strings.ReplaceAll(tc.CertPEM, "\n", "\r\n") + "\r\n"
 		return tc
 	}
@@ -158,7 +160,7 @@ func colons(fp string) string {
 }
 
 func TestUnmanagedEntriesWarnWithoutPrune(t *testing.T) {
-	a, x, k := newCert(t, "a"), newCert(t, "x"), newCert(t, "k")
+	a, x, k := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "x"), testlab.NewIncusClientCert(t, "k")
 	p := mustPlan(t, mustDesired(t, Client{Name: "a", Certificate: a.CertPEM, Type: "client"}),
 		[]api.Certificate{stored("a", a, "client", false, nil, ""), stored("stray", x, "client", false, nil, ""), stored("kept", k, "client", false, nil, "")},
 		PlanOptions{Keep: []string{"kept"}})
@@ -180,9 +182,9 @@ func TestUnmanagedEntriesWarnWithoutPrune(t *testing.T) {
 }
 
 func TestValidateClientsProblems(t *testing.T) {
-	good, other := newCert(t, "good"), newCert(t, "other")
-	expired := newCertValid(t, "old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-	future := newCertValid(t, "new", time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
+	good, other := testlab.NewIncusClientCert(t, "good"), testlab.NewIncusClientCert(t, "other")
+	expired := testlab.NewIncusClientCertValid(t, "old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	future := testlab.NewIncusClientCertValid(t, "new", time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
 	cases := []struct {
 		name    string
 		clients []Client
@@ -225,7 +227,7 @@ func TestValidateClientsProblems(t *testing.T) {
 }
 
 func TestPlanRefusesMissingProject(t *testing.T) {
-	a := newCert(t, "a")
+	a := testlab.NewIncusClientCert(t, "a")
 	d := mustDesired(t, Client{Name: "ci-prod", Certificate: a.CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "prod"}})
 	_, err := NewTrustPlan(d, nil, allProjects, PlanOptions{})
 	if err == nil || !strings.Contains(err.Error(), `client "ci-prod": project "prod" does not exist on this server (it has: default, production, staging)`) {
@@ -234,7 +236,7 @@ func TestPlanRefusesMissingProject(t *testing.T) {
 }
 
 func TestPlanRefusesAServerCertificateAsClient(t *testing.T) {
-	member := newCert(t, "member2")
+	member := testlab.NewIncusClientCert(t, "member2")
 	d := mustDesired(t, Client{Name: "laptop", Certificate: member.CertPEM, Type: "client"})
 	_, err := NewTrustPlan(d, []api.Certificate{stored("member2", member, "server", false, nil, "")}, allProjects, PlanOptions{})
 	if err == nil || !strings.Contains(err.Error(), `client "laptop": this certificate is trusted as the server (cluster member) certificate "member2"`) {
@@ -243,13 +245,13 @@ func TestPlanRefusesAServerCertificateAsClient(t *testing.T) {
 }
 
 func TestExpiryAndAdviceWarnings(t *testing.T) {
-	soon := newCertValid(t, "soon", time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
-	late := newCert(t, "late")
-	oldStray := newCertValid(t, "stray", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	soon := testlab.NewIncusClientCertValid(t, "soon", time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
+	late := testlab.NewIncusClientCert(t, "late")
+	oldStray := testlab.NewIncusClientCertValid(t, "stray", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 	d := mustDesired(t,
 		Client{Name: "soon", Certificate: soon.CertPEM, Type: "client"},
 		Client{Name: "late", Certificate: late.CertPEM, Type: "client", Projects: []string{"default"}},
-		Client{Name: "nowhere", Certificate: newCert(t, "n").CertPEM, Type: "client", Restricted: true},
+		Client{Name: "nowhere", Certificate: testlab.NewIncusClientCert(t, "n").CertPEM, Type: "client", Restricted: true},
 	)
 	p := mustPlan(t, d, []api.Certificate{stored("stray", oldStray, "client", false, nil, "")}, PlanOptions{ExpiryWarningDays: 30, Keep: []string{"stray"}})
 	w := strings.Join(p.Warnings, "\n")
@@ -273,7 +275,7 @@ func TestExpiryAndAdviceWarnings(t *testing.T) {
 }
 
 func TestDiffShowsManagedEntriesOnly(t *testing.T) {
-	a, b, x := newCert(t, "a"), newCert(t, "b"), newCert(t, "x")
+	a, b, x := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b"), testlab.NewIncusClientCert(t, "x")
 	p := mustPlan(t, mustDesired(t, Client{Name: "a", Certificate: b.CertPEM, Type: "client"}),
 		[]api.Certificate{stored("a", a, "client", false, nil, ""), stored("stray", x, "client", false, nil, "")}, PlanOptions{})
 	before, after := DiffText(p)
@@ -289,7 +291,7 @@ func TestDiffShowsManagedEntriesOnly(t *testing.T) {
 }
 
 func TestDiffOfOneAddedClientShowsOnlyThatClient(t *testing.T) {
-	a, b, c := newCert(t, "a"), newCert(t, "b"), newCert(t, "c")
+	a, b, c := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b"), testlab.NewIncusClientCert(t, "c")
 	// The server lists entries in its own order (not by name); b was removed by hand.
 	p := mustPlan(t, mustDesired(t,
 		Client{Name: "a", Certificate: a.CertPEM, Type: "client"},
