@@ -181,51 +181,6 @@ func TestUnmanagedEntriesWarnWithoutPrune(t *testing.T) {
 	}
 }
 
-func TestValidateClientsProblems(t *testing.T) {
-	good, other := testlab.NewIncusClientCert(t, "good"), testlab.NewIncusClientCert(t, "other")
-	expired := testlab.NewIncusClientCertValid(t, "old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-	future := testlab.NewIncusClientCertValid(t, "new", time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
-	cases := []struct {
-		name    string
-		clients []Client
-		want    []string
-	}{
-		{"not PEM", []Client{{Name: "ci-prod", Certificate: "hello"}}, []string{`client "ci-prod": certificate: is not PEM`}},
-		{"private key", []Client{{Name: "ci-prod", Certificate: good.CertPEM + good.KeyPEM}}, []string{`client "ci-prod": certificate: contains a PRIVATE KEY block (not shown)`}},
-		{"expired", []Client{{Name: "old", Certificate: expired.CertPEM}}, []string{`client "old": certificate (fingerprint ` + expired.FP[:12] + `) expired on`}},
-		{"not yet valid", []Client{{Name: "new", Certificate: future.CertPEM}}, []string{`client "new": certificate (fingerprint ` + future.FP[:12] + `) is not valid before`}},
-		{"duplicate names", []Client{{Name: "a", Certificate: good.CertPEM}, {Name: "a", Certificate: other.CertPEM}}, []string{`client "a": the name is given twice (clients[0] and clients[1])`}},
-		{"same cert twice", []Client{{Name: "a", Certificate: good.CertPEM}, {Name: "b", Certificate: strings.ReplaceAll(good.CertPEM, "\n", "\r\n")}}, []string{`client "b": the same certificate (fingerprint ` + good.FP + `) is also given as client "a"`}},
-		{"present without certificate", []Client{{Name: "a"}}, []string{`client "a": certificate is empty`}},
-		{"empty name", []Client{{Name: " ", Certificate: good.CertPEM}}, []string{`clients[0]: name is empty`}},
-		{"several at once", []Client{{Name: "x", Certificate: "junk"}, {Name: "old", Certificate: expired.CertPEM}}, []string{"2 problems, nothing was changed", `client "x"`, `client "old"`}},
-	}
-	for _, tc := range cases {
-		_, secrets, err := ValidateClients(tc.clients, time.Now())
-		if err == nil {
-			t.Errorf("%s: no error", tc.name)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q, want it to contain %q", tc.name, err, w)
-			}
-		}
-		if tc.name == "private key" {
-			if len(secrets) != 1 || !strings.Contains(secrets[0], strings.Split(good.KeyPEM, "\n")[1]) {
-				t.Errorf("private key block not returned for masking: %d secrets", len(secrets))
-			}
-			if strings.Contains(err.Error(), strings.Split(good.KeyPEM, "\n")[1]) {
-				t.Errorf("error echoes the key")
-			}
-		}
-	}
-	// An expired certificate may still be named to remove it.
-	if _, _, err := ValidateClients([]Client{{Name: "old", State: "absent", Certificate: expired.CertPEM}}, time.Now()); err != nil {
-		t.Errorf("absent client with an expired certificate: %v", err)
-	}
-}
-
 func TestPlanRefusesMissingProject(t *testing.T) {
 	a := testlab.NewIncusClientCert(t, "a")
 	d := mustDesired(t, Client{Name: "ci-prod", Certificate: a.CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "prod"}})
@@ -271,37 +226,5 @@ func TestExpiryAndAdviceWarnings(t *testing.T) {
 	p = mustPlan(t, d, nil, PlanOptions{ExpiryWarningDays: 0})
 	if strings.Contains(strings.Join(p.Warnings, "\n"), "expires") {
 		t.Errorf("expiry_warning_days 0 must not warn: %v", p.Warnings)
-	}
-}
-
-func TestDiffShowsManagedEntriesOnly(t *testing.T) {
-	a, b, x := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b"), testlab.NewIncusClientCert(t, "x")
-	p := mustPlan(t, mustDesired(t, Client{Name: "a", Certificate: b.CertPEM, Type: "client"}),
-		[]api.Certificate{stored("a", a, "client", false, nil, ""), stored("stray", x, "client", false, nil, "")}, PlanOptions{})
-	before, after := DiffText(p)
-	if !strings.Contains(before, a.FP) || strings.Contains(before, b.FP) {
-		t.Fatalf("before:\n%s", before)
-	}
-	if !strings.Contains(after, b.FP) || strings.Contains(after, a.FP) {
-		t.Fatalf("after:\n%s", after)
-	}
-	if strings.Contains(before+after, "stray") {
-		t.Fatalf("an unmanaged, untouched entry must not be in the diff")
-	}
-}
-
-func TestDiffOfOneAddedClientShowsOnlyThatClient(t *testing.T) {
-	a, b, c := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b"), testlab.NewIncusClientCert(t, "c")
-	// The server lists entries in its own order (not by name); b was removed by hand.
-	p := mustPlan(t, mustDesired(t,
-		Client{Name: "a", Certificate: a.CertPEM, Type: "client"},
-		Client{Name: "b", Certificate: b.CertPEM, Type: "client"},
-		Client{Name: "c", Certificate: c.CertPEM, Type: "client"}),
-		[]api.Certificate{stored("c", c, "client", false, nil, ""), stored("a", a, "client", false, nil, "")}, PlanOptions{})
-	before, after := DiffText(p)
-	var bEntry strings.Builder
-	writeEntry(&bEntry, Entry{Name: "b", Fingerprint: b.FP, Type: "client", Projects: []string{}})
-	if want := strings.Replace(after, bEntry.String(), "", 1); before != want {
-		t.Fatalf("the diff must only add b; before:\n%s\nafter:\n%s", before, after)
 	}
 }
