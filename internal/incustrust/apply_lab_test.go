@@ -14,19 +14,6 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-// labServer connects to the lab's first incusd and restores its trust store, exactly
-// as it was, when the test ends.
-func labServer(t *testing.T) incus.InstanceServer {
-	t.Helper()
-	l := testlab.Get(t)
-	srv, err := incus.ConnectIncusUnix(l.Host1Socket, nil)
-	if err != nil {
-		t.Fatalf("lab incusd at %s: %v", l.Host1Socket, err)
-	}
-	testlab.RestoreIncusTrustStoreAfter(t, srv)
-	return srv
-}
-
 // reconcile is what the module does, minus Ansible: validate, plan, apply.
 func reconcile(t *testing.T, srv incus.InstanceServer, clients []Client, opts PlanOptions) *TrustPlan {
 	t.Helper()
@@ -79,7 +66,7 @@ func requireGone(t *testing.T, srv incus.InstanceServer, fp string) {
 // The seed's four scenarios: planned as adds, applied with every field right, and then
 // converged, also when the same certificates come back in another PEM form.
 func TestLabScenariosPlanApplyConverge(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	admin, ci, dev, auto := testlab.NewIncusClientCert(t, "admin"), testlab.NewIncusClientCert(t, "ci"), testlab.NewIncusClientCert(t, "dev"), testlab.NewIncusClientCert(t, "auto")
 	clients := []Client{
@@ -125,7 +112,7 @@ func TestLabScenariosPlanApplyConverge(t *testing.T) {
 }
 
 func TestLabUpdateInPlace(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	name := testlab.UniqueIncusPrefix() + "ci"
 	c := testlab.NewIncusClientCert(t, "ci")
 	reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "client", Projects: []string{}}}, PlanOptions{})
@@ -146,7 +133,7 @@ func TestLabUpdateInPlace(t *testing.T) {
 // Rotation: the same name with a new certificate. Afterwards the old fingerprint is not in
 // the trust store, and (when the lab serves HTTPS) the old key is no longer let in.
 func TestLabRotationRevokesOldCertificate(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	name := testlab.UniqueIncusPrefix() + "rotating"
 	old, cur := testlab.NewIncusClientCert(t, "v1"), testlab.NewIncusClientCert(t, "v2")
 	reconcile(t, srv, []Client{{Name: name, Description: "d", Certificate: old.CertPEM, Type: "client", Restricted: true, Projects: []string{"staging"}}}, PlanOptions{})
@@ -178,7 +165,7 @@ func TestLabRotationRevokesOldCertificate(t *testing.T) {
 }
 
 func TestLabRename(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	c := testlab.NewIncusClientCert(t, "r")
 	reconcile(t, srv, []Client{{Name: pre + "old-name", Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
@@ -196,7 +183,7 @@ func TestLabRename(t *testing.T) {
 }
 
 func TestLabTypeChangeDeletesAndAdds(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	name := testlab.UniqueIncusPrefix() + "scraper"
 	c := testlab.NewIncusClientCert(t, "m")
 	reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
@@ -214,7 +201,7 @@ func TestLabTypeChangeDeletesAndAdds(t *testing.T) {
 }
 
 func TestLabAbsentRemoves(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	a, b := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b")
 	reconcile(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client"}, {Name: pre + "b", Certificate: b.CertPEM, Type: "client"}}, PlanOptions{})
@@ -228,7 +215,7 @@ func TestLabAbsentRemoves(t *testing.T) {
 // Prune removes what the list does not name, except keep (by name and by fingerprint in
 // openssl's colon form) and everything the lab had before the test.
 func TestLabPruneWithKeep(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	managed, byName, byFP, stray := testlab.NewIncusClientCert(t, "m"), testlab.NewIncusClientCert(t, "k1"), testlab.NewIncusClientCert(t, "k2"), testlab.NewIncusClientCert(t, "s")
 	keep := testlab.IncusTrustedFingerprints(t, srv)
@@ -267,7 +254,7 @@ func TestLabPruneWithKeep(t *testing.T) {
 // behind its back, so the API refuses the update. The add before it stays applied, the
 // removal after it is not attempted, and the error says so.
 func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	x, y, n := testlab.NewIncusClientCert(t, "x"), testlab.NewIncusClientCert(t, "y"), testlab.NewIncusClientCert(t, "n")
 	reconcile(t, srv, []Client{{Name: pre + "x", Certificate: x.CertPEM, Type: "client"}, {Name: pre + "y", Certificate: y.CertPEM, Type: "client"}}, PlanOptions{})
@@ -310,7 +297,7 @@ func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
 }
 
 func TestLabMissingProjectChangesNothing(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	before := testlab.IncusTrustState(t, srv)
 	desired, _, err := ValidateClients([]Client{

@@ -24,7 +24,7 @@ func statuses(p *TrustPlan) string {
 // Another writer trusts the same certificate with the same settings between plan and
 // apply: the add's 409 is "already done", not a failure.
 func TestLabAddRacedByAnotherWriterIsAlreadyDone(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	a := testlab.NewIncusClientCert(t, "a")
 	plan := planOnly(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client", Description: "d"}}, PlanOptions{})
@@ -40,7 +40,7 @@ func TestLabAddRacedByAnotherWriterIsAlreadyDone(t *testing.T) {
 // The same certificate added by another writer with other settings is a real conflict:
 // the first pass fails, the recheck turns the add into an update, which is applied.
 func TestLabConflictingWriterIsRecheckedOnce(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	a, b := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b")
 	want := []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client", Description: "mine"},
@@ -74,7 +74,7 @@ func TestLabConflictingWriterIsRecheckedOnce(t *testing.T) {
 
 // A delete of an entry another writer removed first is "already done".
 func TestLabRemoveOfGoneEntryIsAlreadyDone(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	x := testlab.NewIncusClientCert(t, "x")
 	testlab.TrustIncusClient(t, srv, pre+"x", x)
@@ -142,7 +142,7 @@ func countFP(t *testing.T, srv incus.InstanceServer, certs []testlab.IncusClient
 // Two module runs with the same six new clients against one store at once, ten rounds
 // (before: one of each pair failed with 409): both succeed, each client is there once.
 func TestLabTwoRunsAtOnceOnOneStore(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	l := testlab.Get(t)
 	for round := 0; round < 10; round++ {
 		clients, certs := moduleClients(t, testlab.UniqueIncusPrefix(), 6)

@@ -51,7 +51,7 @@ func (h *labHTTPSServer) auth(t *testing.T, c testlab.IncusClientCert) string {
 // Over HTTPS the module connects with its own client certificate; prune never removes
 // that certificate, and an untrusted one is refused with a clear message.
 func TestLabHTTPSConnectionProtectsOwnCertificate(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	h := labHTTPS(t, srv)
 	if h == nil {
 		t.Skip(httpsMissing)

@@ -200,3 +200,16 @@ func UniqueIncusPrefix() string {
 	_, _ = rand.Read(b)
 	return "gotest-" + hex.EncodeToString(b) + "-"
 }
+
+// IncusHost1 connects to the lab's first incusd over its unix socket (returned too, for
+// module arguments) and puts its trust store back, exactly as it was, when the test ends.
+func IncusHost1(t testing.TB) (incus.InstanceServer, string) {
+	t.Helper()
+	l := Get(t)
+	srv, err := incus.ConnectIncusUnix(l.Host1Socket, nil)
+	if err != nil {
+		t.Fatalf("lab incusd at %s: %v", l.Host1Socket, err)
+	}
+	RestoreIncusTrustStoreAfter(t, srv)
+	return srv, l.Host1Socket
+}

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	incus "github.com/lxc/incus/v6/client"
-
 	"github.com/incus-access/incus-access/internal/ansible"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
@@ -103,17 +101,6 @@ func TestBinaryUnreachableSocketNamesPath(t *testing.T) {
 	}
 }
 
-func labServer(t *testing.T) (incus.InstanceServer, string) {
-	t.Helper()
-	l := testlab.Get(t)
-	srv, err := incus.ConnectIncusUnix(l.Host1Socket, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testlab.RestoreIncusTrustStoreAfter(t, srv)
-	return srv, l.Host1Socket
-}
-
 func names(list any) []string {
 	var out []string
 	for _, e := range list.([]any) {
@@ -125,7 +112,7 @@ func names(list any) []string {
 // Check mode reports the change and writes nothing; the real run makes it; the next run
 // changes nothing; diff shows before and after; the audit lists every entry.
 func TestLabBinaryCheckApplyConverge(t *testing.T) {
-	srv, socket := labServer(t)
+	srv, socket := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	admin, ci := testlab.NewIncusClientCert(t, "admin"), testlab.NewIncusClientCert(t, "ci")
 	args := map[string]any{
@@ -179,7 +166,7 @@ func TestLabBinaryCheckApplyConverge(t *testing.T) {
 // Every bad input fails once with a message naming the client, and the trust store is
 // exactly as before, although the same list also holds a valid new client.
 func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
-	srv, socket := labServer(t)
+	srv, socket := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	valid := client(pre+"valid", testlab.NewIncusClientCert(t, "valid"))
 	c := testlab.NewIncusClientCert(t, "c")
@@ -217,7 +204,7 @@ func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
 
 // Without prune an entry the list does not name stays, and the run warns about it.
 func TestLabBinaryWarnsAboutUnmanagedEntries(t *testing.T) {
-	srv, socket := labServer(t)
+	srv, socket := testlab.IncusHost1(t)
 	pre := testlab.UniqueIncusPrefix()
 	testlab.TrustIncusClient(t, srv, pre+"out-of-band", testlab.NewIncusClientCert(t, "oob"))
 	res, out := runModule(t, map[string]any{"socket": socket, "clients": []any{client(pre+"a", testlab.NewIncusClientCert(t, "a"))}})
