@@ -358,19 +358,6 @@ func predict(before []Entry, items []*PlanItem, desired []*DesiredClient) []Entr
 	return out
 }
 
-// markManaged sets Managed on the entries that are one of the present clients.
-func markManaged(entries []Entry, desired []*DesiredClient) {
-	managed := map[string]bool{}
-	for _, d := range desired {
-		if d.present() {
-			managed[d.Cert.Fingerprint] = true
-		}
-	}
-	for i := range entries {
-		entries[i].Managed = managed[entries[i].Fingerprint]
-	}
-}
-
 // adviceWarnings point out settings that do not do what they seem to (projects without
 // restricted, restricted without projects) and certificates that expire soon after the
 // plan.
