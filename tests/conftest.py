@@ -520,7 +520,7 @@ def lab_hosts() -> dict:
     return hosts
 
 
-# The lock file Go lab tests take too (internal/incustrust/trusttest.LockPath): tests that
+# The lock file Go lab tests take too (internal/testlab.IncusTrustLockPath): tests that
 # change a trust store run one at a time, whichever runner they come from.
 TRUST_STORE_LOCK = pathlib.Path(tempfile.gettempdir()) / 'incus-access-lab-trust-store.lock'
 

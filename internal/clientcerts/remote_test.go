@@ -17,7 +17,6 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/incus-access/incus-access/internal/incustrust/trusttest"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
@@ -77,11 +76,11 @@ func (d *labDaemon) trust(t *testing.T, w *workstation, name string, restricted 
 func (d *labDaemon) removeAddedAfter(t *testing.T) {
 	t.Helper()
 	before := map[string]bool{}
-	for _, fp := range trusttest.Fingerprints(t, d.srv) {
+	for _, fp := range testlab.IncusTrustedFingerprints(t, d.srv) {
 		before[fp] = true
 	}
 	t.Cleanup(func() {
-		for _, fp := range trusttest.Fingerprints(t, d.srv) {
+		for _, fp := range testlab.IncusTrustedFingerprints(t, d.srv) {
 			if !before[fp] {
 				if err := d.srv.DeleteCertificate(fp); err != nil {
 					t.Errorf("remove trust entry %s: %v", fp, err)
@@ -123,9 +122,9 @@ func csvColumn(out string, col int) []string {
 // remote it wrote. info's fingerprint is the one `incus config trust list` shows.
 func TestLabAddRemoteReportsTrustAndTheIncusCLIUsesTheRemote(t *testing.T) {
 	d := labDaemonN(t, 1)
-	trusttest.RestoreAfter(t, d.srv)
+	testlab.RestoreIncusTrustStoreAfter(t, d.srv)
 	w := newWorkstation(t)
-	name := trusttest.UniquePrefix() + "workstation"
+	name := testlab.UniqueIncusPrefix() + "workstation"
 	w.ok("generate", name)
 
 	r := w.ok("add-remote", "lab-one", d.addr, d.port, "--accept-certificate")
@@ -187,9 +186,9 @@ func TestLabAddRemoteReportsTrustAndTheIncusCLIUsesTheRemote(t *testing.T) {
 // defaults to it, so `incus list <remote>:` works without --project.
 func TestLabRestrictedToProductionSeesOnlyProduction(t *testing.T) {
 	d := labDaemonN(t, 1)
-	trusttest.RestoreAfter(t, d.srv)
+	testlab.RestoreIncusTrustStoreAfter(t, d.srv)
 	w := newWorkstation(t)
-	name := trusttest.UniquePrefix() + "ci-production"
+	name := testlab.UniqueIncusPrefix() + "ci-production"
 	w.ok("generate", name)
 	d.trust(t, w, name, true, "production")
 
@@ -218,10 +217,10 @@ func TestLabRestrictedToProductionSeesOnlyProduction(t *testing.T) {
 // daemon is refused and leaves the configuration as it was.
 func TestLabTwoRemotesAndAWrongPinWritesNothing(t *testing.T) {
 	d1, d2 := labDaemonN(t, 1), labDaemonN(t, 2)
-	trusttest.RestoreAfter(t, d1.srv) // holds the trust store lock for both daemons
+	testlab.RestoreIncusTrustStoreAfter(t, d1.srv) // holds the trust store lock for both daemons
 	d2.removeAddedAfter(t)
 	w := newWorkstation(t)
-	name := trusttest.UniquePrefix() + "admin"
+	name := testlab.UniqueIncusPrefix() + "admin"
 	w.ok("generate", name)
 	d1.trust(t, w, name, false)
 	d2.trust(t, w, name, false)

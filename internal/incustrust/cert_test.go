@@ -6,12 +6,14 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 // The same certificate written in every way people and tools write it must give one
 // fingerprint, equal to the hex SHA-256 of its DER bytes (what Incus reports).
 func TestFingerprintIgnoresPEMForm(t *testing.T) {
-	c := newCert(t, "alice")
+	c := testlab.NewIncusClientCert(t, "alice")
 	block, _ := pem.Decode([]byte(c.CertPEM))
 	b64 := base64.StdEncoding.EncodeToString(block.Bytes)
 	wrap := func(width int) string {
@@ -48,15 +50,15 @@ func TestFingerprintIgnoresPEMForm(t *testing.T) {
 			t.Errorf("%s: canonical PEM differs from the original encoding", name)
 		}
 	}
-	other := newCert(t, "alice")
+	other := testlab.NewIncusClientCert(t, "alice")
 	if o, _ := ParseCertificate(other.CertPEM); o.Fingerprint == c.FP {
 		t.Fatal("a different certificate with the same subject must have another fingerprint")
 	}
 }
 
 func TestParseCertificateRejects(t *testing.T) {
-	c := newCert(t, "bob")
-	d := newCert(t, "carol")
+	c := testlab.NewIncusClientCert(t, "bob")
+	d := testlab.NewIncusClientCert(t, "carol")
 	cases := map[string]struct {
 		text string
 		want string
@@ -81,7 +83,7 @@ func TestParseCertificateRejects(t *testing.T) {
 // A private key pasted into the certificate is refused, its text is handed back for
 // masking, and the error never contains it.
 func TestPrivateKeyBlockRefusedAndNeverEchoed(t *testing.T) {
-	c := newCert(t, "dave")
+	c := testlab.NewIncusClientCert(t, "dave")
 	rsaStyle := strings.ReplaceAll(c.KeyPEM, "PRIVATE KEY", "EC PRIVATE KEY")
 	truncated := c.KeyPEM[:len(c.KeyPEM)-30]
 	for name, text := range map[string]string{

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/lxc/incus/v6/shared/api"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 var allProjects = []string{"default", "production", "staging"}
 
-func stored(name string, c testCert, typ string, restricted bool, projects []string, desc string) api.Certificate {
+func stored(name string, c testlab.IncusClientCert, typ string, restricted bool, projects []string, desc string) api.Certificate {
 	return api.Certificate{Fingerprint: c.FP, CertificatePut: api.CertificatePut{
 		Name: name, Type: typ, Restricted: restricted, Projects: projects, Description: desc, Certificate: c.CertPEM,
 	}}
@@ -48,14 +50,14 @@ func ops(p *TrustPlan) string {
 }
 
 func TestPlanCases(t *testing.T) {
-	a, b, c, d := newCert(t, "a"), newCert(t, "b"), newCert(t, "c"), newCert(t, "d")
-	client := func(name string, tc testCert) Client {
+	a, b, c, d := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b"), testlab.NewIncusClientCert(t, "c"), testlab.NewIncusClientCert(t, "d")
+	client := func(name string, tc testlab.IncusClientCert) Client {
 		return Client{Name: name, Certificate: tc.CertPEM, Type: "client", State: "present", Projects: []string{}}
 	}
 	restricted := func(cl Client, projects ...string) Client { cl.Restricted = true; cl.Projects = projects; return cl }
 	typed := func(cl Client, typ string) Client { cl.Type = typ; return cl }
 	absent := func(name string) Client { return Client{Name: name, State: "absent", Type: "client"} }
-	crlf := func(tc testCert) testCert {
+	crlf := func(tc testlab.IncusClientCert) testlab.IncusClientCert {
 		tc.CertPEM = strings.ReplaceAll(tc.CertPEM, "\n", "\r\n") + "\r\n"
 		return tc
 	}
@@ -158,7 +160,7 @@ func colons(fp string) string {
 }
 
 func TestUnmanagedEntriesWarnWithoutPrune(t *testing.T) {
-	a, x, k := newCert(t, "a"), newCert(t, "x"), newCert(t, "k")
+	a, x, k := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "x"), testlab.NewIncusClientCert(t, "k")
 	p := mustPlan(t, mustDesired(t, Client{Name: "a", Certificate: a.CertPEM, Type: "client"}),
 		[]api.Certificate{stored("a", a, "client", false, nil, ""), stored("stray", x, "client", false, nil, ""), stored("kept", k, "client", false, nil, "")},
 		PlanOptions{Keep: []string{"kept"}})
@@ -179,53 +181,8 @@ func TestUnmanagedEntriesWarnWithoutPrune(t *testing.T) {
 	}
 }
 
-func TestValidateClientsProblems(t *testing.T) {
-	good, other := newCert(t, "good"), newCert(t, "other")
-	expired := newCertValid(t, "old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
-	future := newCertValid(t, "new", time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
-	cases := []struct {
-		name    string
-		clients []Client
-		want    []string
-	}{
-		{"not PEM", []Client{{Name: "ci-prod", Certificate: "hello"}}, []string{`client "ci-prod": certificate: is not PEM`}},
-		{"private key", []Client{{Name: "ci-prod", Certificate: good.CertPEM + good.KeyPEM}}, []string{`client "ci-prod": certificate: contains a PRIVATE KEY block (not shown)`}},
-		{"expired", []Client{{Name: "old", Certificate: expired.CertPEM}}, []string{`client "old": certificate (fingerprint ` + expired.FP[:12] + `) expired on`}},
-		{"not yet valid", []Client{{Name: "new", Certificate: future.CertPEM}}, []string{`client "new": certificate (fingerprint ` + future.FP[:12] + `) is not valid before`}},
-		{"duplicate names", []Client{{Name: "a", Certificate: good.CertPEM}, {Name: "a", Certificate: other.CertPEM}}, []string{`client "a": the name is given twice (clients[0] and clients[1])`}},
-		{"same cert twice", []Client{{Name: "a", Certificate: good.CertPEM}, {Name: "b", Certificate: strings.ReplaceAll(good.CertPEM, "\n", "\r\n")}}, []string{`client "b": the same certificate (fingerprint ` + good.FP + `) is also given as client "a"`}},
-		{"present without certificate", []Client{{Name: "a"}}, []string{`client "a": certificate is empty`}},
-		{"empty name", []Client{{Name: " ", Certificate: good.CertPEM}}, []string{`clients[0]: name is empty`}},
-		{"several at once", []Client{{Name: "x", Certificate: "junk"}, {Name: "old", Certificate: expired.CertPEM}}, []string{"2 problems, nothing was changed", `client "x"`, `client "old"`}},
-	}
-	for _, tc := range cases {
-		_, secrets, err := ValidateClients(tc.clients, time.Now())
-		if err == nil {
-			t.Errorf("%s: no error", tc.name)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q, want it to contain %q", tc.name, err, w)
-			}
-		}
-		if tc.name == "private key" {
-			if len(secrets) != 1 || !strings.Contains(secrets[0], strings.Split(good.KeyPEM, "\n")[1]) {
-				t.Errorf("private key block not returned for masking: %d secrets", len(secrets))
-			}
-			if strings.Contains(err.Error(), strings.Split(good.KeyPEM, "\n")[1]) {
-				t.Errorf("error echoes the key")
-			}
-		}
-	}
-	// An expired certificate may still be named to remove it.
-	if _, _, err := ValidateClients([]Client{{Name: "old", State: "absent", Certificate: expired.CertPEM}}, time.Now()); err != nil {
-		t.Errorf("absent client with an expired certificate: %v", err)
-	}
-}
-
 func TestPlanRefusesMissingProject(t *testing.T) {
-	a := newCert(t, "a")
+	a := testlab.NewIncusClientCert(t, "a")
 	d := mustDesired(t, Client{Name: "ci-prod", Certificate: a.CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "prod"}})
 	_, err := NewTrustPlan(d, nil, allProjects, PlanOptions{})
 	if err == nil || !strings.Contains(err.Error(), `client "ci-prod": project "prod" does not exist on this server (it has: default, production, staging)`) {
@@ -234,7 +191,7 @@ func TestPlanRefusesMissingProject(t *testing.T) {
 }
 
 func TestPlanRefusesAServerCertificateAsClient(t *testing.T) {
-	member := newCert(t, "member2")
+	member := testlab.NewIncusClientCert(t, "member2")
 	d := mustDesired(t, Client{Name: "laptop", Certificate: member.CertPEM, Type: "client"})
 	_, err := NewTrustPlan(d, []api.Certificate{stored("member2", member, "server", false, nil, "")}, allProjects, PlanOptions{})
 	if err == nil || !strings.Contains(err.Error(), `client "laptop": this certificate is trusted as the server (cluster member) certificate "member2"`) {
@@ -243,13 +200,13 @@ func TestPlanRefusesAServerCertificateAsClient(t *testing.T) {
 }
 
 func TestExpiryAndAdviceWarnings(t *testing.T) {
-	soon := newCertValid(t, "soon", time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
-	late := newCert(t, "late")
-	oldStray := newCertValid(t, "stray", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	soon := testlab.NewIncusClientCertValid(t, "soon", time.Now().Add(-time.Hour), time.Now().Add(10*24*time.Hour))
+	late := testlab.NewIncusClientCert(t, "late")
+	oldStray := testlab.NewIncusClientCertValid(t, "stray", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
 	d := mustDesired(t,
 		Client{Name: "soon", Certificate: soon.CertPEM, Type: "client"},
 		Client{Name: "late", Certificate: late.CertPEM, Type: "client", Projects: []string{"default"}},
-		Client{Name: "nowhere", Certificate: newCert(t, "n").CertPEM, Type: "client", Restricted: true},
+		Client{Name: "nowhere", Certificate: testlab.NewIncusClientCert(t, "n").CertPEM, Type: "client", Restricted: true},
 	)
 	p := mustPlan(t, d, []api.Certificate{stored("stray", oldStray, "client", false, nil, "")}, PlanOptions{ExpiryWarningDays: 30, Keep: []string{"stray"}})
 	w := strings.Join(p.Warnings, "\n")
@@ -269,37 +226,5 @@ func TestExpiryAndAdviceWarnings(t *testing.T) {
 	p = mustPlan(t, d, nil, PlanOptions{ExpiryWarningDays: 0})
 	if strings.Contains(strings.Join(p.Warnings, "\n"), "expires") {
 		t.Errorf("expiry_warning_days 0 must not warn: %v", p.Warnings)
-	}
-}
-
-func TestDiffShowsManagedEntriesOnly(t *testing.T) {
-	a, b, x := newCert(t, "a"), newCert(t, "b"), newCert(t, "x")
-	p := mustPlan(t, mustDesired(t, Client{Name: "a", Certificate: b.CertPEM, Type: "client"}),
-		[]api.Certificate{stored("a", a, "client", false, nil, ""), stored("stray", x, "client", false, nil, "")}, PlanOptions{})
-	before, after := DiffText(p)
-	if !strings.Contains(before, a.FP) || strings.Contains(before, b.FP) {
-		t.Fatalf("before:\n%s", before)
-	}
-	if !strings.Contains(after, b.FP) || strings.Contains(after, a.FP) {
-		t.Fatalf("after:\n%s", after)
-	}
-	if strings.Contains(before+after, "stray") {
-		t.Fatalf("an unmanaged, untouched entry must not be in the diff")
-	}
-}
-
-func TestDiffOfOneAddedClientShowsOnlyThatClient(t *testing.T) {
-	a, b, c := newCert(t, "a"), newCert(t, "b"), newCert(t, "c")
-	// The server lists entries in its own order (not by name); b was removed by hand.
-	p := mustPlan(t, mustDesired(t,
-		Client{Name: "a", Certificate: a.CertPEM, Type: "client"},
-		Client{Name: "b", Certificate: b.CertPEM, Type: "client"},
-		Client{Name: "c", Certificate: c.CertPEM, Type: "client"}),
-		[]api.Certificate{stored("c", c, "client", false, nil, ""), stored("a", a, "client", false, nil, "")}, PlanOptions{})
-	before, after := DiffText(p)
-	var bEntry strings.Builder
-	writeEntry(&bEntry, Entry{Name: "b", Fingerprint: b.FP, Type: "client", Projects: []string{}})
-	if want := strings.Replace(after, bEntry.String(), "", 1); before != want {
-		t.Fatalf("the diff must only add b; before:\n%s\nafter:\n%s", before, after)
 	}
 }

@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	incus "github.com/lxc/incus/v6/client"
-
 	"github.com/incus-access/incus-access/internal/ansible"
-	"github.com/incus-access/incus-access/internal/incustrust/trusttest"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
@@ -28,7 +25,7 @@ func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 
 func msg(res map[string]any) string { s, _ := res["msg"].(string); return s }
 
-func client(name string, c trusttest.Cert, extra ...any) map[string]any {
+func client(name string, c testlab.IncusClientCert, extra ...any) map[string]any {
 	m := map[string]any{"name": name, "certificate": c.CertPEM}
 	for i := 0; i+1 < len(extra); i += 2 {
 		m[extra[i].(string)] = extra[i+1]
@@ -39,7 +36,7 @@ func client(name string, c trusttest.Cert, extra ...any) map[string]any {
 // client_key is no_log: the invocation shows the placeholder and not one line of the key
 // leaves the process, even when the connection fails and the error comes from a library.
 func TestBinaryMasksClientKey(t *testing.T) {
-	c := trusttest.NewCert(t, "operator")
+	c := testlab.NewIncusClientCert(t, "operator")
 	res, out := runModule(t, map[string]any{
 		"url": "https://127.0.0.1:1", "client_cert": c.CertPEM, "client_key": c.KeyPEM,
 		"clients": []any{},
@@ -59,7 +56,7 @@ func TestBinaryMasksClientKey(t *testing.T) {
 // A private key pasted into a certificate fails before any connection, names the client,
 // and is masked everywhere, the echoed invocation included.
 func TestBinaryPrivateKeyInCertificateIsNeverEchoed(t *testing.T) {
-	c := trusttest.NewCert(t, "ci")
+	c := testlab.NewIncusClientCert(t, "ci")
 	res, out := runModule(t, map[string]any{
 		"socket":  "/nonexistent/unix.socket",
 		"clients": []any{map[string]any{"name": "ci-prod", "certificate": c.CertPEM + c.KeyPEM}},
@@ -76,7 +73,7 @@ func TestBinaryPrivateKeyInCertificateIsNeverEchoed(t *testing.T) {
 }
 
 func TestBinarySpecRules(t *testing.T) {
-	c := trusttest.NewCert(t, "x")
+	c := testlab.NewIncusClientCert(t, "x")
 	cases := map[string]struct {
 		args map[string]any
 		want string
@@ -97,22 +94,11 @@ func TestBinarySpecRules(t *testing.T) {
 }
 
 func TestBinaryUnreachableSocketNamesPath(t *testing.T) {
-	c := trusttest.NewCert(t, "x")
+	c := testlab.NewIncusClientCert(t, "x")
 	res, out := runModule(t, map[string]any{"socket": "/run/no-incus/unix.socket", "clients": []any{client("a", c)}})
 	if res["failed"] != true || !strings.Contains(msg(res), "cannot reach Incus: unix socket /run/no-incus/unix.socket") {
 		t.Fatalf("result: %s", out)
 	}
-}
-
-func labServer(t *testing.T) (incus.InstanceServer, string) {
-	t.Helper()
-	l := testlab.Get(t)
-	srv, err := incus.ConnectIncusUnix(l.Host1Socket, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trusttest.RestoreAfter(t, srv)
-	return srv, l.Host1Socket
 }
 
 func names(list any) []string {
@@ -126,9 +112,9 @@ func names(list any) []string {
 // Check mode reports the change and writes nothing; the real run makes it; the next run
 // changes nothing; diff shows before and after; the audit lists every entry.
 func TestLabBinaryCheckApplyConverge(t *testing.T) {
-	srv, socket := labServer(t)
-	pre := trusttest.UniquePrefix()
-	admin, ci := trusttest.NewCert(t, "admin"), trusttest.NewCert(t, "ci")
+	srv, socket := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	admin, ci := testlab.NewIncusClientCert(t, "admin"), testlab.NewIncusClientCert(t, "ci")
 	args := map[string]any{
 		"socket": socket,
 		"clients": []any{
@@ -137,10 +123,10 @@ func TestLabBinaryCheckApplyConverge(t *testing.T) {
 		},
 		"_ansible_check_mode": true, "_ansible_diff": true,
 	}
-	before := trusttest.State(t, srv)
+	before := testlab.IncusTrustState(t, srv)
 	res, out := runModule(t, args)
-	if res["changed"] != true || len(res["added"].([]any)) != 2 || trusttest.State(t, srv) != before {
-		t.Fatalf("check mode: store changed=%v, result %s", trusttest.State(t, srv) != before, out)
+	if res["changed"] != true || len(res["added"].([]any)) != 2 || testlab.IncusTrustState(t, srv) != before {
+		t.Fatalf("check mode: store changed=%v, result %s", testlab.IncusTrustState(t, srv) != before, out)
 	}
 	for _, op := range res["operations"].([]any) {
 		if op.(map[string]any)["status"] != "planned" {
@@ -157,7 +143,7 @@ func TestLabBinaryCheckApplyConverge(t *testing.T) {
 	if res["changed"] != true || strings.Join(names(res["added"]), ",") != pre+"admin,"+pre+"ci" {
 		t.Fatalf("real run: %s", out)
 	}
-	if _, ok := trusttest.ByFingerprint(t, srv)[ci.FP]; !ok {
+	if _, ok := testlab.IncusTrustStore(t, srv)[ci.FP]; !ok {
 		t.Fatal("ci not trusted after the real run")
 	}
 	audit := map[string]map[string]any{}
@@ -167,8 +153,8 @@ func TestLabBinaryCheckApplyConverge(t *testing.T) {
 	if a := audit[pre+"ci"]; a == nil || a["managed"] != true || a["fingerprint"] != ci.FP || a["restricted"] != true || a["not_after"] == "" {
 		t.Fatalf("audit entry for ci: %v", a)
 	}
-	if len(audit) != len(trusttest.ByFingerprint(t, srv)) {
-		t.Fatalf("the audit lists %d entries, the server has %d", len(audit), len(trusttest.ByFingerprint(t, srv)))
+	if len(audit) != len(testlab.IncusTrustStore(t, srv)) {
+		t.Fatalf("the audit lists %d entries, the server has %d", len(audit), len(testlab.IncusTrustStore(t, srv)))
 	}
 
 	res, out = runModule(t, args)
@@ -180,12 +166,12 @@ func TestLabBinaryCheckApplyConverge(t *testing.T) {
 // Every bad input fails once with a message naming the client, and the trust store is
 // exactly as before, although the same list also holds a valid new client.
 func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
-	srv, socket := labServer(t)
-	pre := trusttest.UniquePrefix()
-	valid := client(pre+"valid", trusttest.NewCert(t, "valid"))
-	c := trusttest.NewCert(t, "c")
-	expired := trusttest.NewCertValid(t, "old", mustTime(t, "2020-01-01T00:00:00Z"), mustTime(t, "2021-01-01T00:00:00Z"))
-	future := trusttest.NewCertValid(t, "new", mustTime(t, "2099-01-01T00:00:00Z"), mustTime(t, "2100-01-01T00:00:00Z"))
+	srv, socket := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	valid := client(pre+"valid", testlab.NewIncusClientCert(t, "valid"))
+	c := testlab.NewIncusClientCert(t, "c")
+	expired := testlab.NewIncusClientCertValid(t, "old", mustTime(t, "2020-01-01T00:00:00Z"), mustTime(t, "2021-01-01T00:00:00Z"))
+	future := testlab.NewIncusClientCertValid(t, "new", mustTime(t, "2099-01-01T00:00:00Z"), mustTime(t, "2100-01-01T00:00:00Z"))
 	cases := map[string]struct {
 		bad  []any
 		want string
@@ -194,12 +180,12 @@ func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
 		"private key":       {[]any{map[string]any{"name": pre + "leaky", "certificate": c.CertPEM + c.KeyPEM}}, `client "` + pre + `leaky": certificate: contains a PRIVATE KEY block`},
 		"expired":           {[]any{client(pre+"old", expired)}, `client "` + pre + `old": certificate (fingerprint ` + expired.FP[:12] + `) expired on 2021-01-01`},
 		"not yet valid":     {[]any{client(pre+"new", future)}, `client "` + pre + `new": certificate (fingerprint ` + future.FP[:12] + `) is not valid before 2099-01-01`},
-		"duplicate names":   {[]any{client(pre+"dup", c), client(pre+"dup", trusttest.NewCert(t, "d2"))}, `client "` + pre + `dup": the name is given twice`},
+		"duplicate names":   {[]any{client(pre+"dup", c), client(pre+"dup", testlab.NewIncusClientCert(t, "d2"))}, `client "` + pre + `dup": the name is given twice`},
 		"same certificate":  {[]any{client(pre+"one", c), client(pre+"two", c)}, `client "` + pre + `two": the same certificate`},
 		"unknown project":   {[]any{client(pre+"ci", c, "restricted", true, "projects", []any{"production", "qa"})}, `client "` + pre + `ci": project "qa" does not exist on this server`},
 	}
 	for name, tc := range cases {
-		before := trusttest.State(t, srv)
+		before := testlab.IncusTrustState(t, srv)
 		res, out := runModule(t, map[string]any{"socket": socket, "clients": append([]any{valid}, tc.bad...), "prune": false})
 		if res["failed"] != true || !strings.Contains(msg(res), tc.want) || !strings.Contains(msg(res), "nothing was changed") {
 			t.Errorf("%s: %s", name, out)
@@ -207,7 +193,7 @@ func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
 		if res["changed"] != false {
 			t.Errorf("%s: changed is %v", name, res["changed"])
 		}
-		if trusttest.State(t, srv) != before {
+		if testlab.IncusTrustState(t, srv) != before {
 			t.Errorf("%s: the trust store changed", name)
 		}
 		if strings.Contains(out, c.KeyLine()) {
@@ -218,10 +204,10 @@ func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
 
 // Without prune an entry the list does not name stays, and the run warns about it.
 func TestLabBinaryWarnsAboutUnmanagedEntries(t *testing.T) {
-	srv, socket := labServer(t)
-	pre := trusttest.UniquePrefix()
-	trusttest.Trust(t, srv, pre+"out-of-band", trusttest.NewCert(t, "oob"))
-	res, out := runModule(t, map[string]any{"socket": socket, "clients": []any{client(pre+"a", trusttest.NewCert(t, "a"))}})
+	srv, socket := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	testlab.TrustIncusClient(t, srv, pre+"out-of-band", testlab.NewIncusClientCert(t, "oob"))
+	res, out := runModule(t, map[string]any{"socket": socket, "clients": []any{client(pre+"a", testlab.NewIncusClientCert(t, "a"))}})
 	warnings, _ := json.Marshal(res["warnings"])
 	if res["failed"] == true || !strings.Contains(string(warnings), `not managed by this task stay`) || !strings.Contains(string(warnings), pre+"out-of-band") {
 		t.Fatalf("result: %s", out)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,22 +11,8 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/incus-access/incus-access/internal/incustrust/trusttest"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
-
-// labServer connects to the lab's first incusd and restores its trust store, exactly
-// as it was, when the test ends.
-func labServer(t *testing.T) incus.InstanceServer {
-	t.Helper()
-	l := testlab.Get(t)
-	srv, err := incus.ConnectIncusUnix(l.Host1Socket, nil)
-	if err != nil {
-		t.Fatalf("lab incusd at %s: %v", l.Host1Socket, err)
-	}
-	trusttest.RestoreAfter(t, srv)
-	return srv
-}
 
 // reconcile is what the module does, minus Ansible: validate, plan, apply.
 func reconcile(t *testing.T, srv incus.InstanceServer, clients []Client, opts PlanOptions) *TrustPlan {
@@ -62,7 +47,7 @@ func planOnly(t *testing.T, srv incus.InstanceServer, clients []Client, opts Pla
 func entryNamed(t *testing.T, srv incus.InstanceServer, name string) []api.Certificate {
 	t.Helper()
 	var out []api.Certificate
-	for _, c := range trusttest.ByFingerprint(t, srv) {
+	for _, c := range testlab.IncusTrustStore(t, srv) {
 		if c.Name == name {
 			out = append(out, c)
 		}
@@ -81,9 +66,9 @@ func requireGone(t *testing.T, srv incus.InstanceServer, fp string) {
 // The seed's four scenarios: planned as adds, applied with every field right, and then
 // converged, also when the same certificates come back in another PEM form.
 func TestLabScenariosPlanApplyConverge(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	admin, ci, dev, auto := newCert(t, "admin"), newCert(t, "ci"), newCert(t, "dev"), newCert(t, "auto")
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	admin, ci, dev, auto := testlab.NewIncusClientCert(t, "admin"), testlab.NewIncusClientCert(t, "ci"), testlab.NewIncusClientCert(t, "dev"), testlab.NewIncusClientCert(t, "auto")
 	clients := []Client{
 		{Name: pre + "workstation-admin", Description: "admin workstation", Certificate: admin.CertPEM, Type: "client", Projects: []string{}},
 		{Name: pre + "ci-production", Description: "CI pipeline", Certificate: ci.CertPEM, Type: "client", Restricted: true, Projects: []string{"production"}},
@@ -100,7 +85,7 @@ func TestLabScenariosPlanApplyConverge(t *testing.T) {
 		}
 	}
 	byName := map[string]api.Certificate{}
-	for _, c := range trusttest.ByFingerprint(t, srv) {
+	for _, c := range testlab.IncusTrustStore(t, srv) {
 		byName[c.Name] = c
 	}
 	for _, c := range clients {
@@ -127,9 +112,9 @@ func TestLabScenariosPlanApplyConverge(t *testing.T) {
 }
 
 func TestLabUpdateInPlace(t *testing.T) {
-	srv := labServer(t)
-	name := trusttest.UniquePrefix() + "ci"
-	c := newCert(t, "ci")
+	srv, _ := testlab.IncusHost1(t)
+	name := testlab.UniqueIncusPrefix() + "ci"
+	c := testlab.NewIncusClientCert(t, "ci")
 	reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "client", Projects: []string{}}}, PlanOptions{})
 	want := Client{Name: name, Description: "now restricted", Certificate: c.CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "staging"}}
 	plan := reconcile(t, srv, []Client{want}, PlanOptions{})
@@ -148,9 +133,9 @@ func TestLabUpdateInPlace(t *testing.T) {
 // Rotation: the same name with a new certificate. Afterwards the old fingerprint is not in
 // the trust store, and (when the lab serves HTTPS) the old key is no longer let in.
 func TestLabRotationRevokesOldCertificate(t *testing.T) {
-	srv := labServer(t)
-	name := trusttest.UniquePrefix() + "rotating"
-	old, cur := newCert(t, "v1"), newCert(t, "v2")
+	srv, _ := testlab.IncusHost1(t)
+	name := testlab.UniqueIncusPrefix() + "rotating"
+	old, cur := testlab.NewIncusClientCert(t, "v1"), testlab.NewIncusClientCert(t, "v2")
 	reconcile(t, srv, []Client{{Name: name, Description: "d", Certificate: old.CertPEM, Type: "client", Restricted: true, Projects: []string{"staging"}}}, PlanOptions{})
 	https := labHTTPS(t, srv)
 	if https != nil {
@@ -180,9 +165,9 @@ func TestLabRotationRevokesOldCertificate(t *testing.T) {
 }
 
 func TestLabRename(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	c := newCert(t, "r")
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	c := testlab.NewIncusClientCert(t, "r")
 	reconcile(t, srv, []Client{{Name: pre + "old-name", Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := reconcile(t, srv, []Client{{Name: pre + "new-name", Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
 	if ops(plan) != "rename "+pre+"new-name" || plan.Items[0].OldName != pre+"old-name" {
@@ -198,9 +183,9 @@ func TestLabRename(t *testing.T) {
 }
 
 func TestLabTypeChangeDeletesAndAdds(t *testing.T) {
-	srv := labServer(t)
-	name := trusttest.UniquePrefix() + "scraper"
-	c := newCert(t, "m")
+	srv, _ := testlab.IncusHost1(t)
+	name := testlab.UniqueIncusPrefix() + "scraper"
+	c := testlab.NewIncusClientCert(t, "m")
 	reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := reconcile(t, srv, []Client{{Name: name, Certificate: c.CertPEM, Type: "metrics", Description: "prometheus"}}, PlanOptions{})
 	if ops(plan) != "replace "+name+" delete+add" {
@@ -216,9 +201,9 @@ func TestLabTypeChangeDeletesAndAdds(t *testing.T) {
 }
 
 func TestLabAbsentRemoves(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	a, b := newCert(t, "a"), newCert(t, "b")
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	a, b := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b")
 	reconcile(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client"}, {Name: pre + "b", Certificate: b.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := reconcile(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client"}, {Name: pre + "b", State: "absent"}}, PlanOptions{})
 	if ops(plan) != "remove "+pre+"b" {
@@ -230,12 +215,12 @@ func TestLabAbsentRemoves(t *testing.T) {
 // Prune removes what the list does not name, except keep (by name and by fingerprint in
 // openssl's colon form) and everything the lab had before the test.
 func TestLabPruneWithKeep(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	managed, byName, byFP, stray := newCert(t, "m"), newCert(t, "k1"), newCert(t, "k2"), newCert(t, "s")
-	keep := trusttest.Fingerprints(t, srv)
-	for name, c := range map[string]testCert{pre + "kept-by-name": byName, pre + "kept-by-fp": byFP, pre + "stray": stray} {
-		trusttest.Trust(t, srv, name, c)
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	managed, byName, byFP, stray := testlab.NewIncusClientCert(t, "m"), testlab.NewIncusClientCert(t, "k1"), testlab.NewIncusClientCert(t, "k2"), testlab.NewIncusClientCert(t, "s")
+	keep := testlab.IncusTrustedFingerprints(t, srv)
+	for name, c := range map[string]testlab.IncusClientCert{pre + "kept-by-name": byName, pre + "kept-by-fp": byFP, pre + "stray": stray} {
+		testlab.TrustIncusClient(t, srv, name, c)
 	}
 	clients := []Client{{Name: pre + "managed", Certificate: managed.CertPEM, Type: "client"}}
 
@@ -248,13 +233,13 @@ func TestLabPruneWithKeep(t *testing.T) {
 		t.Fatalf("kept entries must not be reported: %v", p.Warnings)
 	}
 
-	before := len(trusttest.ByFingerprint(t, srv))
+	before := len(testlab.IncusTrustStore(t, srv))
 	p = reconcile(t, srv, clients, PlanOptions{Prune: true, Keep: append(keep, pre+"kept-by-name", strings.ToUpper(colons(byFP.FP)))})
 	if ops(p) != "remove "+pre+"stray" {
 		t.Fatalf("prune plan = %s", ops(p))
 	}
 	requireGone(t, srv, stray.FP)
-	now := trusttest.ByFingerprint(t, srv)
+	now := testlab.IncusTrustStore(t, srv)
 	if len(now) != before-1 {
 		t.Fatalf("prune removed %d entries, want 1", before-len(now))
 	}
@@ -269,9 +254,9 @@ func TestLabPruneWithKeep(t *testing.T) {
 // behind its back, so the API refuses the update. The add before it stays applied, the
 // removal after it is not attempted, and the error says so.
 func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	x, y, n := newCert(t, "x"), newCert(t, "y"), newCert(t, "n")
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	x, y, n := testlab.NewIncusClientCert(t, "x"), testlab.NewIncusClientCert(t, "y"), testlab.NewIncusClientCert(t, "n")
 	reconcile(t, srv, []Client{{Name: pre + "x", Certificate: x.CertPEM, Type: "client"}, {Name: pre + "y", Certificate: y.CertPEM, Type: "client"}}, PlanOptions{})
 	plan := planOnly(t, srv, []Client{
 		{Name: pre + "n", Certificate: n.CertPEM, Type: "client"},
@@ -302,7 +287,7 @@ func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
 			t.Fatalf("message %q lacks %q", msg, want)
 		}
 	}
-	now := trusttest.ByFingerprint(t, srv)
+	now := testlab.IncusTrustStore(t, srv)
 	if _, ok := now[n.FP]; !ok {
 		t.Fatal("the applied add is not in the trust store")
 	}
@@ -312,12 +297,12 @@ func TestLabPartialFailureReportsAppliedAndNotApplied(t *testing.T) {
 }
 
 func TestLabMissingProjectChangesNothing(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	before := trusttest.State(t, srv)
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	before := testlab.IncusTrustState(t, srv)
 	desired, _, err := ValidateClients([]Client{
-		{Name: pre + "ok", Certificate: newCert(t, "ok").CertPEM, Type: "client"},
-		{Name: pre + "ci", Certificate: newCert(t, "ci").CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "qa"}},
+		{Name: pre + "ok", Certificate: testlab.NewIncusClientCert(t, "ok").CertPEM, Type: "client"},
+		{Name: pre + "ci", Certificate: testlab.NewIncusClientCert(t, "ci").CertPEM, Type: "client", Restricted: true, Projects: []string{"production", "qa"}},
 	}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -326,22 +311,7 @@ func TestLabMissingProjectChangesNothing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `client "`+pre+`ci": project "qa" does not exist on this server`) {
 		t.Fatalf("error = %v", err)
 	}
-	if trusttest.State(t, srv) != before {
+	if testlab.IncusTrustState(t, srv) != before {
 		t.Fatal("the trust store changed")
-	}
-}
-
-func TestUnreachableSocketNamesPath(t *testing.T) {
-	_, err := Connection{Socket: "/nonexistent/incus/unix.socket"}.Connect()
-	if err == nil || !strings.Contains(err.Error(), "unix socket /nonexistent/incus/unix.socket") {
-		t.Fatalf("error = %v", err)
-	}
-	t.Setenv("INCUS_SOCKET", "/also/missing.socket")
-	if w := (Connection{}).Where(); w != "unix socket /also/missing.socket" {
-		t.Fatalf("INCUS_SOCKET not used: %s", w)
-	}
-	os.Unsetenv("INCUS_SOCKET")
-	if w := (Connection{}).Where(); w != "unix socket "+DefaultSocket {
-		t.Fatalf("default socket: %s", w)
 	}
 }

@@ -2,9 +2,10 @@ package incustrust
 
 import (
 	"errors"
-	"github.com/incus-access/incus-access/internal/testlab"
 	"strings"
 	"testing"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 // FuzzParseCertificate: arbitrary certificate text never panics; an error never quotes

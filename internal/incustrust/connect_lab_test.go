@@ -8,7 +8,7 @@ import (
 
 	incus "github.com/lxc/incus/v6/client"
 
-	"github.com/incus-access/incus-access/internal/incustrust/trusttest"
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
 var httpsMissing = "the lab daemon has no HTTPS listener (LAB_HOST1_ADDR / LAB_INCUS_HTTPS_PORT unset or core.https_address empty)"
@@ -34,7 +34,7 @@ func labHTTPS(t *testing.T, srv incus.InstanceServer) *labHTTPSServer {
 }
 
 // auth says how the server sees a client certificate: "trusted" or "untrusted".
-func (h *labHTTPSServer) auth(t *testing.T, c testCert) string {
+func (h *labHTTPSServer) auth(t *testing.T, c testlab.IncusClientCert) string {
 	t.Helper()
 	cli, err := incus.ConnectIncus(h.URL, &incus.ConnectionArgs{TLSClientCert: c.CertPEM, TLSClientKey: c.KeyPEM, TLSServerCert: h.ServerCert})
 	if err != nil {
@@ -51,28 +51,28 @@ func (h *labHTTPSServer) auth(t *testing.T, c testCert) string {
 // Over HTTPS the module connects with its own client certificate; prune never removes
 // that certificate, and an untrusted one is refused with a clear message.
 func TestLabHTTPSConnectionProtectsOwnCertificate(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	h := labHTTPS(t, srv)
 	if h == nil {
 		t.Skip(httpsMissing)
 	}
-	pre := trusttest.UniquePrefix()
-	admin := newCert(t, "operator")
-	trusttest.Trust(t, srv, pre+"operator", admin)
+	pre := testlab.UniqueIncusPrefix()
+	admin := testlab.NewIncusClientCert(t, "operator")
+	testlab.TrustIncusClient(t, srv, pre+"operator", admin)
 	conn := Connection{URL: h.URL, ClientCert: admin.CertPEM, ClientKey: admin.KeyPEM, ServerCert: h.ServerCert}
 	remote, err := conn.Connect()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer remote.Disconnect()
-	keep := trusttest.Fingerprints(t, srv)
+	keep := testlab.IncusTrustedFingerprints(t, srv)
 	var keepOthers []string
 	for _, fp := range keep {
 		if fp != admin.FP {
 			keepOthers = append(keepOthers, fp)
 		}
 	}
-	c := newCert(t, "ci")
+	c := testlab.NewIncusClientCert(t, "ci")
 	plan := reconcile(t, remote, []Client{{Name: pre + "ci", Certificate: c.CertPEM, Type: "client"}},
 		PlanOptions{Prune: true, Keep: keepOthers, Protected: map[string]string{conn.ClientFingerprint(): "own"}})
 	if ops(plan) != "add "+pre+"ci" {
@@ -82,7 +82,7 @@ func TestLabHTTPSConnectionProtectsOwnCertificate(t *testing.T) {
 		t.Fatalf("own certificate gone: %v", err)
 	}
 
-	stranger := newCert(t, "stranger")
+	stranger := testlab.NewIncusClientCert(t, "stranger")
 	_, err = Connection{URL: h.URL, ClientCert: stranger.CertPEM, ClientKey: stranger.KeyPEM, ServerCert: h.ServerCert}.Connect()
 	if err == nil || !strings.Contains(err.Error(), "does not trust client_cert") || strings.Contains(err.Error(), strings.Split(stranger.KeyPEM, "\n")[1]) {
 		t.Fatalf("untrusted client: %v", err)

@@ -10,7 +10,6 @@ import (
 	incus "github.com/lxc/incus/v6/client"
 	"github.com/lxc/incus/v6/shared/api"
 
-	"github.com/incus-access/incus-access/internal/incustrust/trusttest"
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
@@ -25,9 +24,9 @@ func statuses(p *TrustPlan) string {
 // Another writer trusts the same certificate with the same settings between plan and
 // apply: the add's 409 is "already done", not a failure.
 func TestLabAddRacedByAnotherWriterIsAlreadyDone(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	a := newCert(t, "a")
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	a := testlab.NewIncusClientCert(t, "a")
 	plan := planOnly(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client", Description: "d"}}, PlanOptions{})
 	reconcile(t, srv, []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client", Description: "d"}}, PlanOptions{})
 	if err := plan.Apply(srv); err != nil {
@@ -41,9 +40,9 @@ func TestLabAddRacedByAnotherWriterIsAlreadyDone(t *testing.T) {
 // The same certificate added by another writer with other settings is a real conflict:
 // the first pass fails, the recheck turns the add into an update, which is applied.
 func TestLabConflictingWriterIsRecheckedOnce(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	a, b := newCert(t, "a"), newCert(t, "b")
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	a, b := testlab.NewIncusClientCert(t, "a"), testlab.NewIncusClientCert(t, "b")
 	want := []Client{{Name: pre + "a", Certificate: a.CertPEM, Type: "client", Description: "mine"},
 		{Name: pre + "b", Certificate: b.CertPEM, Type: "client"}}
 	desired, _, err := ValidateClients(want, time.Now())
@@ -75,10 +74,10 @@ func TestLabConflictingWriterIsRecheckedOnce(t *testing.T) {
 
 // A delete of an entry another writer removed first is "already done".
 func TestLabRemoveOfGoneEntryIsAlreadyDone(t *testing.T) {
-	srv := labServer(t)
-	pre := trusttest.UniquePrefix()
-	x := newCert(t, "x")
-	trusttest.Trust(t, srv, pre+"x", x)
+	srv, _ := testlab.IncusHost1(t)
+	pre := testlab.UniqueIncusPrefix()
+	x := testlab.NewIncusClientCert(t, "x")
+	testlab.TrustIncusClient(t, srv, pre+"x", x)
 	plan := planOnly(t, srv, []Client{{Name: pre + "x", State: "absent"}}, PlanOptions{})
 	if err := srv.DeleteCertificate(x.FP); err != nil {
 		t.Fatal(err)
@@ -92,11 +91,11 @@ func TestLabRemoveOfGoneEntryIsAlreadyDone(t *testing.T) {
 }
 
 // moduleClients are n new clients as the module's clients option.
-func moduleClients(t *testing.T, pre string, n int) ([]any, []testCert) {
+func moduleClients(t *testing.T, pre string, n int) ([]any, []testlab.IncusClientCert) {
 	var out []any
-	var certs []testCert
+	var certs []testlab.IncusClientCert
 	for i := 0; i < n; i++ {
-		c := newCert(t, "c")
+		c := testlab.NewIncusClientCert(t, "c")
 		certs = append(certs, c)
 		out = append(out, map[string]any{"name": pre + string(rune('a'+i)), "certificate": c.CertPEM,
 			"restricted": true, "projects": []any{"production"}})
@@ -129,8 +128,8 @@ func runPair(t *testing.T, sockets [2]string, extra [2]map[string]any, clients [
 	return out
 }
 
-func countFP(t *testing.T, srv incus.InstanceServer, certs []testCert) int {
-	now := trusttest.ByFingerprint(t, srv)
+func countFP(t *testing.T, srv incus.InstanceServer, certs []testlab.IncusClientCert) int {
+	now := testlab.IncusTrustStore(t, srv)
 	n := 0
 	for _, c := range certs {
 		if _, ok := now[c.FP]; ok {
@@ -143,10 +142,10 @@ func countFP(t *testing.T, srv incus.InstanceServer, certs []testCert) int {
 // Two module runs with the same six new clients against one store at once, ten rounds
 // (before: one of each pair failed with 409): both succeed, each client is there once.
 func TestLabTwoRunsAtOnceOnOneStore(t *testing.T) {
-	srv := labServer(t)
+	srv, _ := testlab.IncusHost1(t)
 	l := testlab.Get(t)
 	for round := 0; round < 10; round++ {
-		clients, certs := moduleClients(t, trusttest.UniquePrefix(), 6)
+		clients, certs := moduleClients(t, testlab.UniqueIncusPrefix(), 6)
 		runPair(t, [2]string{l.Host1Socket, l.Host1Socket}, [2]map[string]any{}, clients, round)
 		if n := countFP(t, srv, certs); n != 6 {
 			t.Fatalf("round %d: %d of 6 clients trusted", round, n)
@@ -172,7 +171,7 @@ func clusterMembers(t *testing.T) [2]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trusttest.RestoreAfter(t, srv)
+	testlab.RestoreIncusTrustStoreAfter(t, srv)
 	return s
 }
 
@@ -199,7 +198,7 @@ func TestLabClusterMembersShareOneStore(t *testing.T) {
 	}
 	m1, _ := incus.ConnectIncusUnix(sockets[0], nil)
 	servers := map[string]bool{}
-	for fp, c := range trusttest.ByFingerprint(t, m1) {
+	for fp, c := range testlab.IncusTrustStore(t, m1) {
 		if c.Type == api.CertificateTypeServer {
 			servers[fp] = true
 		}
@@ -208,7 +207,7 @@ func TestLabClusterMembersShareOneStore(t *testing.T) {
 		t.Fatalf("%d server certificates in the cluster's store, want 2", len(servers))
 	}
 	for round := 0; round < 5; round++ {
-		clients, certs := moduleClients(t, trusttest.UniquePrefix(), 4)
+		clients, certs := moduleClients(t, testlab.UniqueIncusPrefix(), 4)
 		runPair(t, sockets, [2]map[string]any{}, clients, round)
 		if n := countFP(t, m1, certs); n != 4 {
 			t.Fatalf("round %d: %d of 4 clients trusted", round, n)
@@ -218,7 +217,7 @@ func TestLabClusterMembersShareOneStore(t *testing.T) {
 	if res["failed"] == true || res["changed"] != true {
 		t.Fatalf("prune: %v", res)
 	}
-	now := trusttest.ByFingerprint(t, m1)
+	now := testlab.IncusTrustStore(t, m1)
 	for fp := range servers {
 		if _, ok := now[fp]; !ok {
 			t.Fatalf("prune removed the server certificate %s", fp[:12])
@@ -249,7 +248,7 @@ func TestLabClusterPeersReconcileOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	peers := map[string]any{"zz-member": id.Fingerprint, "aa-member": id.Fingerprint}
-	clients, certs := moduleClients(t, trusttest.UniquePrefix(), 3)
+	clients, certs := moduleClients(t, testlab.UniqueIncusPrefix(), 3)
 	out := runPair(t, sockets, [2]map[string]any{
 		{"cluster_peers": peers, "inventory_host": "zz-member"},
 		{"cluster_peers": peers, "inventory_host": "aa-member"}}, clients, 0)
