@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -22,7 +23,7 @@ def test_the_filters():
 @pytest.mark.parametrize('name', DOCUMENTED)
 def test_ansible_doc(name):
     fqcn = f'incus_access.fleet.{name}'
-    out = subprocess.run([os.path.join(os.path.dirname(os.sys.executable), 'ansible-doc'), '-t', 'filter', '--json', fqcn],
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), 'ansible-doc'), '-t', 'filter', '--json', fqcn],
                          cwd=REPO, capture_output=True, text=True, check=True).stdout
     doc = json.loads(out)[fqcn]
     assert doc['doc']['name'] == name and doc['doc']['short_description']
