@@ -6,7 +6,6 @@
 package clientcerts
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -25,6 +24,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/incus-access/incus-access/internal/pemkeys"
 )
 
 // DefaultValidityDays is the seed's default lifetime of a client certificate (10 years).
@@ -140,7 +141,7 @@ func (p *PublicCertificate) Fingerprint() string { return Fingerprint(p.Cert.Raw
 func ParsePublicCertificate(data []byte) (*PublicCertificate, error) {
 	var certs [][]byte
 	var other []string
-	hadKey := false
+	hadKey := pemkeys.Contains(string(data))
 	rest := data
 	for {
 		var block *pem.Block
@@ -151,15 +152,10 @@ func ParsePublicCertificate(data []byte) (*PublicCertificate, error) {
 		switch {
 		case block.Type == "CERTIFICATE":
 			certs = append(certs, block.Bytes)
-		case strings.Contains(block.Type, "PRIVATE KEY"):
-			hadKey = true
+		case pemkeys.IsKeyType(block.Type):
 		default:
 			other = append(other, block.Type)
 		}
-	}
-	// A damaged key block does not decode: look for its header too.
-	if bytes.Contains(data, []byte("PRIVATE KEY-----")) {
-		hadKey = true
 	}
 	switch {
 	case len(certs) == 0 && hadKey:

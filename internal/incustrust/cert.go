@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/incus-access/incus-access/internal/pemkeys"
 )
 
 // Certificate is a client certificate reduced to what trust decisions use: its DER bytes
@@ -91,39 +93,16 @@ func ParseCertificate(text string) (*Certificate, error) {
 	}, nil
 }
 
-// findPrivateKeys returns an error holding the text of every PEM block whose type names
-// a private key (RSA, EC, OPENSSH, ENCRYPTED...), damaged blocks included.
+// findPrivateKeys returns an error holding the text of every private key block (the
+// rule is pemkeys'), so that the caller can mask each one.
 func findPrivateKeys(text string) *PrivateKeyError {
-	var e *PrivateKeyError
-	s := text
-	for {
-		i := strings.Index(s, "-----BEGIN ")
-		if i < 0 {
-			break
-		}
-		s = s[i:]
-		// The type ends at the next "-----" on the same line: searching no further keeps a
-		// text of many BEGIN lines linear (the fuzzer found whole-text searches quadratic).
-		line := s[len("-----BEGIN "):]
-		if nl := strings.IndexByte(line, '\n'); nl >= 0 {
-			line = line[:nl]
-		}
-		typ := line
-		if j := strings.Index(line, "-----"); j >= 0 {
-			typ = line[:j]
-		}
-		if strings.Contains(typ, "PRIVATE KEY") {
-			endMarker := "-----END " + typ + "-----"
-			block := s
-			if k := strings.Index(s, endMarker); k >= 0 {
-				block = s[:k+len(endMarker)]
-			}
-			if e == nil {
-				e = &PrivateKeyError{BlockType: typ}
-			}
-			e.Blocks = append(e.Blocks, block)
-		}
-		s = s[len("-----BEGIN "):]
+	blocks := pemkeys.Find(text)
+	if len(blocks) == 0 {
+		return nil
+	}
+	e := &PrivateKeyError{BlockType: blocks[0].Type}
+	for _, b := range blocks {
+		e.Blocks = append(e.Blocks, b.Text)
 	}
 	return e
 }

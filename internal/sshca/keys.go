@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/incus-access/incus-access/internal/pemkeys"
 )
 
 // CAKey is one trusted CA public key, normalized to "type base64 comment".
@@ -35,18 +37,12 @@ func (e *KeySourceError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Source, e.Reason)
 }
 
-// ContainsPrivateKey reports whether text holds a private key block in any format
-// OpenSSH or PEM uses; callers register such text as a secret before failing.
-func ContainsPrivateKey(text string) bool {
-	return strings.Contains(text, "PRIVATE KEY") || strings.Contains(text, "PuTTY-User-Key-File")
-}
-
 // ParseCAKeys parses every non-empty, non-comment line of text as an OpenSSH public key
 // (authorized_keys format). source names the input in errors (`ca_keys[1]`, `vault
 // ssh-client-signer`). The only option accepted on a line is `cert-authority`.
 func ParseCAKeys(source, text string) ([]CAKey, error) {
-	if ContainsPrivateKey(text) {
-		return nil, &KeySourceError{Source: source, Line: privateKeyLine(text), Reason: "is a private key (not shown); give the CA's public key (ssh-keygen -y -f KEY prints it)"}
+	if keys := pemkeys.Find(text); len(keys) > 0 {
+		return nil, &KeySourceError{Source: source, Line: keys[0].Line, Reason: "is a private key (not shown); give the CA's public key (ssh-keygen -y -f KEY prints it)"}
 	}
 	var keys []CAKey
 	for i, raw := range strings.Split(text, "\n") {
@@ -65,15 +61,6 @@ func ParseCAKeys(source, text string) ([]CAKey, error) {
 		return nil, &KeySourceError{Source: source, Reason: "holds no public key"}
 	}
 	return keys, nil
-}
-
-func privateKeyLine(text string) int {
-	for i, l := range strings.Split(text, "\n") {
-		if strings.Contains(l, "PRIVATE KEY") || strings.Contains(l, "PuTTY-User-Key-File") {
-			return i + 1
-		}
-	}
-	return 0
 }
 
 // parseKeyLine parses one line; its errors describe the line without quoting it.

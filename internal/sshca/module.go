@@ -9,6 +9,7 @@ import (
 
 	"github.com/incus-access/incus-access/internal/ansible"
 	"github.com/incus-access/incus-access/internal/fileutil"
+	"github.com/incus-access/incus-access/internal/pemkeys"
 	"github.com/incus-access/incus-access/internal/vault"
 )
 
@@ -138,7 +139,7 @@ func collectKeys(ctx context.Context, m *ansible.Context, p *Params) ([]CAKey, e
 	var lists [][]CAKey
 	for i, text := range p.CAKeys {
 		src := fmt.Sprintf("ca_keys[%d]", i)
-		if ContainsPrivateKey(text) {
+		if pemkeys.Contains(text) {
 			m.AddSecret(text)
 		}
 		keys, err := ParseCAKeys(src, text)
@@ -156,7 +157,7 @@ func collectKeys(ctx context.Context, m *ansible.Context, p *Params) ([]CAKey, e
 		if err != nil {
 			return nil, fmt.Errorf("%v; nothing was changed", err)
 		}
-		if ContainsPrivateKey(text) {
+		if pemkeys.Contains(text) {
 			m.AddSecret(text)
 		}
 		keys, err := ParseCAKeys(src.Name(), text)

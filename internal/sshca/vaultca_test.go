@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/incus-access/incus-access/internal/pemkeys"
 )
 
 // FuzzVaultCAResponse: any body Vault could answer config/ca with decodes to CA keys or
@@ -26,7 +28,7 @@ func FuzzVaultCAResponse(f *testing.F) {
 		keys, err := ParseCAKeys("vault ssh-client-signer", key)
 		if err != nil {
 			for _, line := range strings.Split(key, "\n") {
-				if line = strings.TrimSpace(line); len(line) >= 24 && ContainsPrivateKey(key) && !strings.ContainsAny(line, " -") && strings.Contains(err.Error(), line) {
+				if line = strings.TrimSpace(line); len(line) >= 24 && pemkeys.Contains(key) && !strings.ContainsAny(line, " -") && strings.Contains(err.Error(), line) {
 					t.Fatalf("the error shows private key material: %v", err)
 				}
 			}
