@@ -37,7 +37,7 @@ LOGDIR=${LAB_STATE:-/var/lib/incus-access-lab}/logs
 mkdir -p "$LOGDIR"
 # one index refresh per hour is enough (lab.sh calls this twice in a row on a new machine)
 if [[ -z $(find /var/lib/apt/lists -maxdepth 1 -name '*bookworm-backports*InRelease' -mmin -60 2>/dev/null) ]]; then
-  PROGRESS_LOG=$LOGDIR/apt-update.log "$here/../tools/with-progress.sh" apt "10-30 s" "${APT[@]}" update
+  PROGRESS_LOG=$LOGDIR/apt-update.log "$here/../tools/with-progress.sh" "apt update" "10-30 s" "${APT[@]}" update
 fi
 # incus is in bookworm-backports only; everything else from bookworm itself (the versions
 # the lab was measured with, e.g. libvirt 9.0)
@@ -45,11 +45,11 @@ others=()
 for p in "${missing[@]}"; do [[ $p == incus ]] || others+=("$p"); done
 echo "[apt] installing ${missing[*]}" >&2
 if [[ ${#others[@]} -gt 0 ]]; then
-  PROGRESS_LOG=$LOGDIR/apt-install-$$.log "$here/../tools/with-progress.sh" apt \
+  PROGRESS_LOG=$LOGDIR/apt-install-$$.log "$here/../tools/with-progress.sh" "apt install" \
     "$([[ ${#others[@]} -gt 3 ]] && echo "1-2 min" || echo "10-30 s")" \
     "${APT[@]}" install -y --no-install-recommends "${others[@]}"
 fi
 if [[ " ${missing[*]} " == *" incus "* ]]; then
-  PROGRESS_LOG=$LOGDIR/apt-install-incus.log "$here/../tools/with-progress.sh" apt "30-60 s" \
+  PROGRESS_LOG=$LOGDIR/apt-install-incus.log "$here/../tools/with-progress.sh" "apt install incus" "30-60 s" \
     "${APT[@]}" install -y --no-install-recommends -t bookworm-backports incus
 fi
