@@ -13,11 +13,7 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testlab.RemoveBuilt()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testlab.ModuleMain(m) }
 
 func result(t *testing.T, out []byte) map[string]any {
 	t.Helper()

@@ -17,20 +17,14 @@ import (
 // reconcile is what the module does, minus Ansible: validate, plan, apply.
 func reconcile(t *testing.T, srv incus.InstanceServer, clients []Client, opts PlanOptions) *TrustPlan {
 	t.Helper()
-	desired, _, err := ValidateClients(clients, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := Plan(srv, desired, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	plan := planOnly(t, srv, clients, opts)
 	if err := plan.Apply(srv); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	return plan
 }
 
+// planOnly is the check-mode half: validate and plan.
 func planOnly(t *testing.T, srv incus.InstanceServer, clients []Client, opts PlanOptions) *TrustPlan {
 	t.Helper()
 	desired, _, err := ValidateClients(clients, time.Now())

@@ -13,19 +13,13 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testlab.RemoveBuilt()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testlab.ModuleMain(m) }
 
 // runModule runs the built ssh_ca_trust binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 	t.Helper()
 	return testlab.RunModule(t, "ssh_ca_trust", args)
 }
-
-func msg(res map[string]any) string { s, _ := res["msg"].(string); return s }
 
 // labVault is the lab with its OpenBao server up.
 func labVault(t *testing.T) *testlab.Lab {
@@ -227,7 +221,7 @@ func TestLabBadInputsChangeNothingAndHideSecrets(t *testing.T) {
 	for _, tc := range cases {
 		before, reloads := s.Snapshot(t), s.Reloads()
 		res, out := runModule(t, moduleArgs(s, tc.args))
-		if res["failed"] != true || !strings.Contains(msg(res), tc.want) {
+		if res["failed"] != true || !strings.Contains(testlab.Msg(res), tc.want) {
 			t.Errorf("%s: want %q in the message: %s", tc.name, tc.want, out)
 		}
 		if res["changed"] != false || s.Snapshot(t) != before || s.Reloads() != reloads {
@@ -246,8 +240,8 @@ func TestLabBadInputsChangeNothingAndHideSecrets(t *testing.T) {
 	os.WriteFile(broken, []byte("PermitRootLogin maybe-later\n"), 0o644)
 	before, reloads := s.Snapshot(t), s.Reloads()
 	res, out := runModule(t, moduleArgs(s, map[string]any{"ca_keys": []any{user.Pub}}))
-	if res["failed"] != true || !strings.Contains(msg(res), "rejected by `/usr/sbin/sshd -t`") ||
-		!strings.Contains(msg(res), broken+" line 1") || !strings.Contains(msg(res), "the old files stay") {
+	if res["failed"] != true || !strings.Contains(testlab.Msg(res), "rejected by `/usr/sbin/sshd -t`") ||
+		!strings.Contains(testlab.Msg(res), broken+" line 1") || !strings.Contains(testlab.Msg(res), "the old files stay") {
 		t.Errorf("sshd -t failure: %s", out)
 	}
 	if s.Snapshot(t) != before || s.Reloads() != reloads {

@@ -88,3 +88,14 @@ func RemoveBuilt() {
 		os.RemoveAll(buildDir)
 	}
 }
+
+// ModuleMain is the TestMain of a package whose tests run built module binaries: the
+// tests, then the binaries removed.
+func ModuleMain(m *testing.M) {
+	code := m.Run()
+	RemoveBuilt()
+	os.Exit(code)
+}
+
+// Msg is a module result's msg ("" when it has none).
+func Msg(res map[string]any) string { s, _ := res["msg"].(string); return s }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,19 +10,13 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testlab.RemoveBuilt()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testlab.ModuleMain(m) }
 
 // runModule runs the built incus_trust binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
 	t.Helper()
 	return testlab.RunModule(t, "incus_trust", args)
 }
-
-func msg(res map[string]any) string { s, _ := res["msg"].(string); return s }
 
 func client(name string, c testlab.IncusClientCert, extra ...any) map[string]any {
 	m := map[string]any{"name": name, "certificate": c.CertPEM}
@@ -41,7 +34,7 @@ func TestBinaryMasksClientKey(t *testing.T) {
 		"url": "https://127.0.0.1:1", "client_cert": c.CertPEM, "client_key": c.KeyPEM,
 		"clients": []any{},
 	})
-	if res["failed"] != true || !strings.Contains(msg(res), "cannot reach Incus at https://127.0.0.1:1") {
+	if res["failed"] != true || !strings.Contains(testlab.Msg(res), "cannot reach Incus at https://127.0.0.1:1") {
 		t.Fatalf("result: %s", out)
 	}
 	inv := res["invocation"].(map[string]any)["module_args"].(map[string]any)
@@ -61,11 +54,11 @@ func TestBinaryPrivateKeyInCertificateIsNeverEchoed(t *testing.T) {
 		"socket":  "/nonexistent/unix.socket",
 		"clients": []any{map[string]any{"name": "ci-prod", "certificate": c.CertPEM + c.KeyPEM}},
 	})
-	if res["failed"] != true || !strings.Contains(msg(res), `client "ci-prod": certificate: contains a PRIVATE KEY block (not shown)`) {
+	if res["failed"] != true || !strings.Contains(testlab.Msg(res), `client "ci-prod": certificate: contains a PRIVATE KEY block (not shown)`) {
 		t.Fatalf("result: %s", out)
 	}
-	if strings.Contains(msg(res), "unix.socket") {
-		t.Fatalf("input must be validated before connecting: %s", msg(res))
+	if strings.Contains(testlab.Msg(res), "unix.socket") {
+		t.Fatalf("input must be validated before connecting: %s", testlab.Msg(res))
 	}
 	if strings.Contains(out, c.KeyLine()) {
 		t.Fatalf("the private key leaked: %s", out)
@@ -87,7 +80,7 @@ func TestBinarySpecRules(t *testing.T) {
 	}
 	for name, tc := range cases {
 		res, out := runModule(t, tc.args)
-		if res["failed"] != true || !strings.Contains(msg(res), tc.want) {
+		if res["failed"] != true || !strings.Contains(testlab.Msg(res), tc.want) {
 			t.Errorf("%s: %s", name, out)
 		}
 	}
@@ -96,7 +89,7 @@ func TestBinarySpecRules(t *testing.T) {
 func TestBinaryUnreachableSocketNamesPath(t *testing.T) {
 	c := testlab.NewIncusClientCert(t, "x")
 	res, out := runModule(t, map[string]any{"socket": "/run/no-incus/unix.socket", "clients": []any{client("a", c)}})
-	if res["failed"] != true || !strings.Contains(msg(res), "cannot reach Incus: unix socket /run/no-incus/unix.socket") {
+	if res["failed"] != true || !strings.Contains(testlab.Msg(res), "cannot reach Incus: unix socket /run/no-incus/unix.socket") {
 		t.Fatalf("result: %s", out)
 	}
 }
@@ -158,7 +151,7 @@ func TestLabBinaryCheckApplyConverge(t *testing.T) {
 	}
 
 	res, out = runModule(t, args)
-	if res["changed"] != false || len(res["operations"].([]any)) != 0 || !strings.Contains(msg(res), "up to date") {
+	if res["changed"] != false || len(res["operations"].([]any)) != 0 || !strings.Contains(testlab.Msg(res), "up to date") {
 		t.Fatalf("second run: %s", out)
 	}
 }
@@ -187,7 +180,7 @@ func TestLabBinaryBadInputsChangeNothing(t *testing.T) {
 	for name, tc := range cases {
 		before := testlab.IncusTrustState(t, srv)
 		res, out := runModule(t, map[string]any{"socket": socket, "clients": append([]any{valid}, tc.bad...), "prune": false})
-		if res["failed"] != true || !strings.Contains(msg(res), tc.want) || !strings.Contains(msg(res), "nothing was changed") {
+		if res["failed"] != true || !strings.Contains(testlab.Msg(res), tc.want) || !strings.Contains(testlab.Msg(res), "nothing was changed") {
 			t.Errorf("%s: %s", name, out)
 		}
 		if res["changed"] != false {

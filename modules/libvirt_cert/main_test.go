@@ -12,11 +12,7 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testlab.RemoveBuilt()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testlab.ModuleMain(m) }
 
 // runModule runs the built libvirt_cert binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {

@@ -9,11 +9,7 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testlab.RemoveBuilt()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testlab.ModuleMain(m) }
 
 const dn1 = "C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=host1"
 

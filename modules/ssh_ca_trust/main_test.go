@@ -14,11 +14,7 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testlab.RemoveBuilt()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testlab.ModuleMain(m) }
 
 // runModule runs the built ssh_ca_trust binary as Ansible does.
 func runModule(t *testing.T, args map[string]any) (map[string]any, string) {
