@@ -117,7 +117,8 @@ class Installed:
     def playbook(self, playbook: str, *args: str) -> PlaybookRun:
         res = self.run('ansible-playbook', playbook, *args, timeout=900)
         out = res.stdout + res.stderr
-        run = PlaybookRun(args=[playbook, *args], rc=res.returncode, output=out, log=_keep_log(out))
+        log = _keep_log([ANSIBLE_BIN / 'ansible-playbook', playbook, *args], res.returncode, res.stdout, res.stderr)
+        run = PlaybookRun(args=[playbook, *args], rc=res.returncode, output=out, log=log)
         keys = ('ok', 'changed', 'unreachable', 'failed', 'skipped', 'rescued', 'ignored')
         for m in _RECAP.finditer(run.output):
             run.recap[m.group(1)] = dict(zip(keys, map(int, m.groups()[1:])))
