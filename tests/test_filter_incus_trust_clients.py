@@ -68,6 +68,17 @@ def test_every_problem_names_the_client_and_the_file(inventory):
             'projects': [], 'state': 'absent'} in got['clients']
 
 
+def test_vault_encrypted_file_is_named_and_not_passed_on(inventory):
+    inv, _, _ = inventory
+    sealed = inv / 'incus' / 'trusted-client-certs' / 'sealed.crt'
+    sealed.write_text('$ANSIBLE_VAULT;1.1;AES256\n6231623165\n')
+    got = incus_trust_clients([{'name': 'sealed', 'certificate_file': 'incus/trusted-client-certs/sealed.crt'}], str(inv))
+    assert got['problems'] == [
+        f'client "sealed": certificate file {sealed} is encrypted with ansible-vault; a public certificate'
+        f' needs no encryption: keep it as plain PEM (ansible-vault decrypt {sealed}).']
+    assert 'certificate' not in got['clients'][0]
+
+
 def test_not_a_list():
     with pytest.raises(AnsibleFilterError, match='incus_trusted_clients must be a list of clients, got dict'):
         incus_trust_clients({'name': 'ci-prod'}, '/inv')

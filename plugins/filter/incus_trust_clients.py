@@ -88,6 +88,10 @@ def incus_trust_clients(clients, cert_dir):
         elif present and not is_file(path):
             problem = who + 'certificate file %s not found.' % path
         certificate = read_text(path) if is_file(path) else None
+        if problem is None and certificate is not None and certificate.startswith('$ANSIBLE_VAULT;'):
+            # a filter has no vault secrets to decrypt with (the file lookup had)
+            problem = (who + 'certificate file %s is encrypted with ansible-vault; a public certificate'
+                       ' needs no encryption: keep it as plain PEM (ansible-vault decrypt %s).' % (path, path))
         if problem is None and certificate is not None and contains_private_key(certificate):
             problem = (who + 'certificate file %s contains a private key block;'
                        ' it must hold only the public certificate (the key stays with the client).' % path)
