@@ -144,7 +144,10 @@ def inventory(installed) -> list[str]:
         lab_missing(f'{LAB_INVENTORY / "hosts.yml"} is missing')
     dest = installed.root / 'inventory'
     shutil.copytree(LAB_INVENTORY, dest)
-    return ['-i', str(dest / 'hosts.yml'), '-i', str(dest / 'instances.incus_instances.yml')]
+    # lab_root: the lab's scripts (libvirtd's restart) stay in this checkout, not beside the
+    # copy (on a fresh lab the first run changes the allowed DNs and restarts libvirtd)
+    return ['-i', str(dest / 'hosts.yml'), '-i', str(dest / 'instances.incus_instances.yml'),
+            '-e', f'lab_root={REPO}']
 
 
 @pytest.fixture
