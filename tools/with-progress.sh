@@ -2,7 +2,7 @@
 # Runs one long setup step and keeps saying it is still at work, so a first `make demo`
 # never sits silent for minutes:
 #   tools/with-progress.sh LABEL USUALLY COMMAND [ARGS...]
-# prints "[LABEL] still <what> after N s (usually USUALLY)" every 30 s (PROGRESS_EVERY) while
+# prints "[LABEL] still at work after N s (usually USUALLY)" every 30 s (PROGRESS_EVERY) while
 # COMMAND runs, and "[LABEL] done in N s" at the end (when it took 3 s or more); exits with COMMAND's status.
 # With PROGRESS_LOG=FILE, COMMAND's output goes to FILE and its last lines are shown when
 # it fails.
@@ -18,7 +18,9 @@ else
 fi
 pid=$!
 (
-  while sleep "$every"; do
+  # sleep's own output to /dev/null: killed below, the ticker must not leave a sleep holding
+  # the caller's stderr open (`make demo | tee` would wait for it)
+  while sleep "$every" >/dev/null 2>&1; do
     kill -0 "$pid" 2>/dev/null || exit 0
     printf '[%s] still at work after %d s (usually %s)\n' "$label" $(($(date +%s) - t0)) "$usually" >&2
   done
