@@ -1,32 +1,64 @@
 package fileutil
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestLockFilesExcludesASecondHolderUntilUnlock(t *testing.T) {
-	target := filepath.Join(t.TempDir(), "keys.pem")
-	first, err := LockFiles(target, true)
+// entries is what dir holds, names only.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Path != filepath.Join(filepath.Dir(target), ".keys.pem.lock") {
-		t.Fatalf("lock file %s", first.Path)
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
 	}
+	return out
+}
+
+func shortLockWait(t *testing.T, d time.Duration) {
 	old := LockWait
-	LockWait = 200 * time.Millisecond
-	defer func() { LockWait = old }()
-	if _, err := LockFiles(target, false); err == nil || !strings.Contains(err.Error(), "another run has held the lock") {
+	LockWait = d
+	t.Cleanup(func() { LockWait = old })
+}
+
+func TestLockFilesExcludesASecondHolderUntilUnlock(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "keys.pem")
+	first, err := LockFiles(true, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(first.Dirs, []string{dir}) {
+		t.Fatalf("locked %v, want the directory %s", first.Dirs, dir)
+	}
+	if got := entries(t, dir); len(got) != 0 {
+		t.Fatalf("the lock left files: %v", got)
+	}
+	shortLockWait(t, 200*time.Millisecond)
+	// another file of the same directory: the same lock
+	if _, err := LockFiles(false, filepath.Join(dir, "other.pem")); err == nil || !strings.Contains(err.Error(), "another run has held the lock on "+dir) {
 		t.Fatalf("second lock while held: %v", err)
 	}
 	got := make(chan error, 1)
 	LockWait = 5 * time.Second
 	go func() {
-		l, err := LockFiles(target, false)
+		l, err := LockFiles(false, target)
 		if err == nil {
 			l.Unlock()
 		}
@@ -40,32 +72,160 @@ func TestLockFilesExcludesASecondHolderUntilUnlock(t *testing.T) {
 	}
 }
 
+// Two files in one directory, or one directory under two names (a symlink), are one lock
+// taken once: a run never waits for itself.
+func TestLockFilesLocksEachDirectoryOnce(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "pki")
+	os.Mkdir(sub, 0o755)
+	os.Symlink(sub, filepath.Join(dir, "alias"))
+	shortLockWait(t, time.Second)
+	l, err := LockFiles(true, filepath.Join(sub, "cert.pem"), filepath.Join(sub, "ca.pem"), filepath.Join(dir, "alias", "x.pem"), filepath.Join(dir, "top.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock()
+	if len(l.Dirs) != 2 {
+		t.Fatalf("locked %v, want %s and %s once each", l.Dirs, sub, dir)
+	}
+}
+
+// Runs that name the same directories in opposite orders lock them in one order: a
+// hundred pairs at once, none waits for the other in a circle.
+func TestLockFilesOppositeOrdersDoNotDeadlock(t *testing.T) {
+	a, b := filepath.Join(t.TempDir(), "a.pem"), filepath.Join(t.TempDir(), "b.pem")
+	shortLockWait(t, 10*time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 100; i++ {
+		for _, files := range [][]string{{a, b}, {b, a}} {
+			wg.Add(1)
+			go func(files []string) {
+				defer wg.Done()
+				l, err := LockFiles(false, files...)
+				if err != nil {
+					errs <- err
+					return
+				}
+				time.Sleep(time.Millisecond)
+				l.Unlock()
+			}(files)
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
 func TestLockFilesMissingDirectory(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "pki", "libvirt")
-	l, err := LockFiles(filepath.Join(dir, "clientcert.pem"), false)
-	if err != nil || l.Path != "" {
+	l, err := LockFiles(false, filepath.Join(dir, "clientcert.pem"))
+	if err != nil || len(l.Dirs) != 0 {
 		t.Fatalf("without create: %+v %v", l, err)
 	}
+	l.Unlock()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatal("check mode created the directory")
 	}
-	os.MkdirAll(dir, 0o755)
-	if l, err := LockFiles(filepath.Join(dir, "clientcert.pem"), false); err != nil || l.Path != "" {
-		t.Fatalf("check mode, no lock file yet: %+v %v", l, err)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
-		t.Fatalf("check mode created %v", entries)
-	}
-	l, err = LockFiles(filepath.Join(dir, "clientcert.pem"), true)
-	if err != nil || l.Path == "" {
+	l, err = LockFiles(true, filepath.Join(dir, "clientcert.pem"))
+	if err != nil || !slices.Equal(l.Dirs, []string{dir}) {
 		t.Fatalf("with create: %+v %v", l, err)
 	}
 	l.Unlock()
-	// once a run has written there, check mode takes the lock too (it reads a consistent set)
-	if l, err = LockFiles(filepath.Join(dir, "clientcert.pem"), false); err != nil || l.Path == "" {
-		t.Fatalf("check mode with a lock file: %+v %v", l, err)
+	if got := entries(t, dir); len(got) != 0 {
+		t.Fatalf("the lock left files: %v", got)
+	}
+}
+
+// A lock file an earlier version left is locked too (so a run of that version waits),
+// and neither removed nor created anew.
+func TestLockFilesHoldsAnEarlierVersionsLockFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "clientcert.pem")
+	legacy := LegacyLockPath(target)
+	if legacy != filepath.Join(dir, ".clientcert.pem.lock") {
+		t.Fatalf("legacy lock path %s", legacy)
+	}
+	if err := os.WriteFile(legacy, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := LockFiles(true, target, filepath.Join(dir, "cacert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// what an earlier version does: open the lock file and flock it
+	f, err := os.OpenFile(legacy, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); !errors.Is(err, unix.EWOULDBLOCK) {
+		t.Fatalf("an earlier version's run got its lock while this one held it: %v", err)
 	}
 	l.Unlock()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatalf("after Unlock: %v", err)
+	}
+	if got := entries(t, dir); !slices.Equal(got, []string{".clientcert.pem.lock"}) {
+		t.Fatalf("the directory holds %v, want the earlier version's lock file alone", got)
+	}
+}
+
+// The kernel drops the lock of a run killed with SIGKILL: the next run takes it at once.
+func TestLockFilesKilledHolderReleases(t *testing.T) {
+	if dir := os.Getenv("FILEUTIL_HOLD_LOCK"); dir != "" {
+		if _, err := LockFiles(false, filepath.Join(dir, "x")); err != nil {
+			os.Exit(3)
+		}
+		os.WriteFile(filepath.Join(dir, "held"), nil, 0o600) // the parent waits for this
+		time.Sleep(time.Minute)
+		os.Exit(0)
+	}
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestLockFilesKilledHolderReleases$")
+	cmd.Env = append(os.Environ(), "FILEUTIL_HOLD_LOCK="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(dir, "held")); err == nil {
+			break
+		}
+		if i == 500 {
+			cmd.Process.Kill()
+			t.Fatal("the holder never took the lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	shortLockWait(t, 100*time.Millisecond)
+	if _, err := LockFiles(false, filepath.Join(dir, "x")); err == nil {
+		t.Fatal("took the lock while the holder lives")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	l, err := LockFiles(false, filepath.Join(dir, "x"))
+	if err != nil {
+		t.Fatalf("after the holder was killed: %v", err)
+	}
+	l.Unlock()
+}
+
+// On a read-only filesystem the lock is taken (it needs no write) and a missing
+// directory is named with the reason. Needs root (mount).
+func TestLockFilesOnAReadOnlyFilesystem(t *testing.T) {
+	dir := testlab.Tmpfs(t, "64k")
+	testlab.RemountReadOnly(t, dir, true)
+	l, err := LockFiles(true, filepath.Join(dir, "keys.pem"))
+	if err != nil {
+		t.Fatalf("lock on a read-only filesystem: %v", err)
+	}
+	l.Unlock()
+	_, err = LockFiles(true, filepath.Join(dir, "missing", "keys.pem"))
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing")) || !strings.Contains(err.Error(), "read-only") {
+		t.Fatalf("a missing directory on a read-only filesystem: %v", err)
+	}
 }
 
 func TestStaleTempsMatchesOnlyOurPattern(t *testing.T) {

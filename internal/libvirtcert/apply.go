@@ -13,74 +13,100 @@ import (
 	"github.com/incus-access/incus-access/internal/fileutil"
 )
 
-// apply carries out a decision: issue (new key made here, certificate signed and checked
-// before the first write), back up, then write CA, key and certificate atomically.
-// onSecret receives the generated key before anything can print it.
-// It returns the new certificate (nil when none was issued) and the backups made.
-func apply(ctx context.Context, d Decision, want *Desired, ca IssuingCA, s *Settings, backup bool, now time.Time, onSecret func(string)) (*x509.Certificate, []string, error) {
-	type file struct {
-		path string
-		data []byte
-		a    fileutil.Attrs
+// apply carries out a decision: first remove the temp files a killed run left (one may
+// be a copy of a private key), then issue (a new key made here, the certificate signed
+// and checked before the first write), back up, and write CA, key and certificate
+// atomically. onSecret receives the generated key before anything can print it.
+func apply(ctx context.Context, j *Job, f *Found, d Decision, ca IssuingCA, now time.Time, onSecret func(string)) (*Applied, error) {
+	if err := fileutil.RemoveFiles(f.Stale); err != nil {
+		return nil, err
 	}
-	var files []file
-	var issued *x509.Certificate
+	res := &Applied{}
+	files, err := filesToWrite(ctx, j, d, ca, now, onSecret, res)
+	if err != nil {
+		return res, err
+	}
+	res.Backups, err = backUp(j, d, files)
+	if err != nil {
+		return res, err
+	}
+	var done []string
+	for _, f := range files {
+		if err := ensureDir(f.path, f.path == j.Paths.Key); err != nil {
+			return res, partial(err, done)
+		}
+		if err := fileutil.WriteAtomic(f.path, f.data, f.a); err != nil {
+			return res, partial(err, done)
+		}
+		done = append(done, f.path)
+	}
+	return res, nil
+}
+
+// fileWrite is one file apply writes.
+type fileWrite struct {
+	path string
+	data []byte
+	a    fileutil.Attrs
+}
+
+// filesToWrite are the files a decision writes, in order: the CA file, the key, the
+// certificate (issued here, into res.Issued), then the files whose attributes only
+// need fixing.
+func filesToWrite(ctx context.Context, j *Job, d Decision, ca IssuingCA, now time.Time, onSecret func(string), res *Applied) ([]fileWrite, error) {
+	var files []fileWrite
+	if d.WriteCA {
+		files = append(files, fileWrite{j.Paths.CA, j.Want.CAPEM, j.CAAttrs})
+	}
 	if d.Issue {
-		key, err := want.Key.Generate()
+		key, err := j.Want.Key.Generate()
 		if err != nil {
-			return nil, nil, fmt.Errorf("generating the %s key: %v", want.Key, err)
+			return nil, fmt.Errorf("generating the %s key: %v", j.Want.Key, err)
 		}
 		keyPEM, err := MarshalKey(key)
 		if err != nil {
-			return nil, nil, fmt.Errorf("encoding the key: %v", err)
+			return nil, fmt.Errorf("encoding the key: %v", err)
 		}
 		onSecret(string(keyPEM))
-		issued, err = ca.Issue(ctx, key, want, now)
+		issued, err := ca.Issue(ctx, key, j.Want, now)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		if err := CheckIssued(issued, key, want, ca); err != nil {
-			return nil, nil, err
+		if err := CheckIssued(issued, key, j.Want, ca); err != nil {
+			return nil, err
 		}
-		files = append(files, file{s.Paths.Key, keyPEM, s.KeyAttrs}, file{s.Paths.Cert, EncodeCerts([]*x509.Certificate{issued}), s.CertAttrs})
-	}
-	if d.WriteCA {
-		files = append([]file{{s.Paths.CA, want.CAPEM, s.CAAttrs}}, files...)
+		res.Issued = issued
+		files = append(files, fileWrite{j.Paths.Key, keyPEM, j.KeyAttrs}, fileWrite{j.Paths.Cert, EncodeCerts([]*x509.Certificate{issued}), j.CertAttrs})
 	}
 	for _, p := range d.FixAttrs {
 		data, _, err := fileutil.Read(p)
 		if err != nil {
-			return nil, nil, fmt.Errorf("cannot read %s: %w", p, err)
+			return nil, fmt.Errorf("cannot read %s: %w", p, err)
 		}
-		files = append(files, file{p, data, s.AttrsOf(p)})
+		files = append(files, fileWrite{p, data, j.AttrsOf(p)})
 	}
+	return files, nil
+}
 
+// backUp copies the files whose content a decision replaces, when backup is set.
+func backUp(j *Job, d Decision, files []fileWrite) ([]string, error) {
 	var backups []string
-	if backup {
-		for _, f := range files {
-			if !d.Issue && !(d.WriteCA && f.path == s.Paths.CA) {
-				continue // only attributes change: the content stays, nothing to keep
-			}
-			b, err := fileutil.Backup(f.path)
-			if err != nil {
-				return nil, backups, err
-			}
-			if b != "" {
-				backups = append(backups, b)
-			}
-		}
+	if !j.Backup {
+		return nil, nil
 	}
-	var done []string
 	for _, f := range files {
-		if err := ensureDir(f.path, f.path == s.Paths.Key); err != nil {
-			return nil, backups, partial(err, done)
+		if !d.Issue && !(d.WriteCA && f.path == j.Paths.CA) {
+			continue // only attributes change: the content stays, nothing to keep
 		}
-		if err := fileutil.WriteAtomic(f.path, f.data, f.a); err != nil {
-			return nil, backups, partial(err, done)
+		b, err := fileutil.Backup(f.path)
+		if err != nil {
+			return backups, err
 		}
-		done = append(done, f.path)
+		if b != "" {
+			backups = append(backups, b)
+		}
 	}
-	return issued, backups, nil
+	return backups, nil
 }
 
 func partial(err error, done []string) error {

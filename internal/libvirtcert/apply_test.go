@@ -33,15 +33,17 @@ func TestApplyIssuesIntoNewDirectoriesAndReportsTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want.CA, want.CAPEM = ca.Chain(), EncodeCerts(ca.Chain())
+	j := &Job{Settings: s, Type: "client", Backup: true, Want: want}
+	j.UseCA(ca.Chain())
 	d := Decide(NewCurrent(nil, nil, nil), want, s.Paths, true, now)
 	var secrets []string
-	issued, backups, err := apply(context.Background(), d, want, ca, s, true, now, func(k string) { secrets = append(secrets, k) })
+	res, err := apply(context.Background(), j, &Found{Current: NewCurrent(nil, nil, nil)}, d, ca, now, func(k string) { secrets = append(secrets, k) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(backups) != 0 {
-		t.Errorf("backups of files that did not exist: %v", backups)
+	issued := res.Issued
+	if len(res.Backups) != 0 {
+		t.Errorf("backups of files that did not exist: %v", res.Backups)
 	}
 	keyPEM, err := os.ReadFile(s.Paths.Key)
 	if err != nil {

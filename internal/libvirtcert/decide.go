@@ -25,8 +25,9 @@ type Current struct {
 	KeyErr                 error
 	CA                     []*x509.Certificate
 	CAErr                  error
-	// Attrs lists the managed files whose owner, group, mode or label differ.
-	Attrs []string
+	// PathsWithWrongAttrs are the managed files whose owner, group, mode or label differ
+	// from the wanted ones.
+	PathsWithWrongAttrs []string
 }
 
 // ReadCurrent reads the target's files; a missing or broken file is recorded, not an
@@ -67,7 +68,7 @@ func ReadCurrent(p Paths, installCA bool, certAttrs, keyAttrs, caAttrs fileutil.
 			return nil, fmt.Errorf("cannot check %s: %w", f.path, err)
 		}
 		if differ {
-			cur.Attrs = append(cur.Attrs, f.path)
+			cur.PathsWithWrongAttrs = append(cur.PathsWithWrongAttrs, f.path)
 		}
 	}
 	return cur, nil
@@ -108,7 +109,7 @@ func Decide(cur *Current, want *Desired, paths Paths, installCA bool, now time.T
 	d := Decision{Reason: RenewalReason(cur, want, now)}
 	d.Issue = d.Reason != ""
 	d.WriteCA = installCA && (cur.CAPEM == nil || cur.CAErr != nil || !SameCerts(cur.CA, want.CA))
-	for _, p := range cur.Attrs {
+	for _, p := range cur.PathsWithWrongAttrs {
 		// Files that are written anew get their attributes then.
 		if (d.Issue && (p == paths.Cert || p == paths.Key)) || (d.WriteCA && p == paths.CA) {
 			continue
@@ -164,15 +165,16 @@ func RenewalReason(cur *Current, want *Desired, now time.Time) string {
 	if now.Before(c.NotBefore) {
 		return "not valid yet (not_before " + utc(c.NotBefore) + ")"
 	}
-	if c.NotAfter.Sub(now) <= want.RenewBefore && !CAExpiryBound(c, want) {
+	if c.NotAfter.Sub(now) <= want.RenewBefore && !EndsWithItsCA(c, want) {
 		return fmt.Sprintf("expires within renew_before_days (not_after %s)", utc(c.NotAfter))
 	}
 	return ""
 }
 
-// CAExpiryBound reports whether a certificate already lasts as long as its CA: renewing
-// it would not extend it (a certificate cannot outlive its CA), so it is not renewed
-// every run; the module warns that the CA needs renewing instead.
-func CAExpiryBound(c *x509.Certificate, want *Desired) bool {
+// EndsWithItsCA reports whether a certificate already lasts as long as its CA (ends
+// within a minute of it): renewing it would not extend it, since a certificate cannot
+// outlive its CA, so it is not renewed every run; the module warns that the CA needs
+// renewing instead.
+func EndsWithItsCA(c *x509.Certificate, want *Desired) bool {
 	return !c.NotAfter.Before(want.CA[0].NotAfter.Add(-time.Minute))
 }

@@ -185,7 +185,7 @@ func TestDecide(t *testing.T) {
 				return b
 			}
 			cur := NewCurrent(pick(tc.cert, f.certPEM), pick(tc.key, f.keyPEM), pick(tc.ca, f.caPEM))
-			cur.Attrs = tc.attrs
+			cur.PathsWithWrongAttrs = tc.attrs
 			want := tc.want
 			if want == nil {
 				want = f.want(t, nil)

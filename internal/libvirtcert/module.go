@@ -5,8 +5,6 @@ package libvirtcert
 
 import (
 	"context"
-	"crypto/x509"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -40,147 +38,105 @@ type Params struct {
 	Backup          bool          `ansible:"backup"`
 }
 
-// Run is the libvirt_cert module: resolve the settings, remove (state=absent) or build
-// the desired certificate, open the CA, read, decide and write under the lock, report.
-// The sidecar enforces the signing source rules (one of ca_cert + ca_key or vault_pki).
+// Run is the libvirt_cert module, in the phases of phases.go: resolve the options, open
+// the CA, then under the lock read the files, decide, apply (not in check mode), and
+// report. The sidecar enforces the signing source rules (one of ca_cert + ca_key or
+// vault_pki).
 func Run(m *ansible.Context, p *Params) error {
-	s, err := Resolve(FileOptions{Type: p.Type, CertPath: p.CertPath, KeyPath: p.KeyPath, CACertPath: p.CACertPath,
-		InstallCACert: p.InstallCACert, Owner: p.Owner, Group: p.Group, Mode: p.Mode, CACertMode: p.CACertMode,
-		SELinuxLabel: p.SELinuxLabel})
+	j, err := resolve(p, os.Hostname)
 	if err != nil {
 		return err
 	}
-	m.Set("cert_path", s.Paths.Cert)
-	m.Set("key_path", s.Paths.Key)
-	m.Set("selinux", s.SELinux)
-	if p.State == "absent" {
-		return runAbsent(m, s, p.Backup)
+	// the paths are in the result whatever happens next
+	m.Set("cert_path", j.Paths.Cert)
+	m.Set("key_path", j.Paths.Key)
+	m.Set("selinux", j.SELinux)
+	if j.Absent {
+		return runAbsent(m, j)
 	}
-	m.Set("ca_cert_path", s.Paths.CA)
-	if p.Subject.CommonName == "" {
-		if p.Subject.CommonName, err = os.Hostname(); err != nil {
-			return fmt.Errorf("subject.common_name is not set and the hostname is unknown: %v", err)
-		}
-	}
-	want, err := NewDesired(p.Type, p.Subject, NewKeySpec(p.KeyType, p.KeySize), p.ValidityDays, p.RenewBeforeDays)
-	if err != nil {
-		return err
-	}
+	m.Set("ca_cert_path", j.Paths.CA)
 	now := time.Now()
-	ctx := context.Background()
-	var ca IssuingCA
-	if p.VaultPKI != nil {
-		cfg := *p.VaultPKI
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.TimeoutDuration())
-		defer cancel()
-		if cfg.TLSSkipVerify {
-			m.Warn("%s", vault.SkipVerifyWarning("vault_pki"))
-		}
-		vp, err := NewVaultPKI(ctx, cfg, func(tok string) { m.AddSecret(tok) })
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if err := vp.Close(); err != nil {
-				m.Warn("%v", err)
-			}
-		}()
-		ca = vp
-	} else if ca, err = NewInlineCA(p.CACert, p.CAKey, now); err != nil {
+	ctx, ca, closeCA, err := openCA(m, p, now)
+	if err != nil {
 		return err
 	}
-	want.CA = ca.Chain()
-	want.CAPEM = EncodeCerts(want.CA)
-	m.Set("issuer", certDN(want.CA[0]))
+	defer closeCA()
+	j.UseCA(ca.Chain())
 
 	// Read, decide and write under one lock: two runs at once never leave one run's key
 	// beside the other's certificate.
-	lock, err := fileutil.LockFiles(s.Paths.Cert, !m.CheckMode)
+	lock, err := fileutil.LockFiles(!m.CheckMode, j.Locked()...)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	// The CA file is shared by the server and client certificates (each has its own lock
-	// above): its own lock, always taken second, so no run removes another's live temp file.
-	caLock, err := fileutil.LockFiles(s.Paths.CA, !m.CheckMode)
+	found, err := read(j)
 	if err != nil {
 		return err
 	}
-	defer caLock.Unlock()
-	stale, err := fileutil.StaleTemps([]string{s.Paths.Cert, s.Paths.Key, s.Paths.CA}, nil)
-	if err != nil {
-		return err
+	if found.KeyPEM != nil {
+		m.AddSecret(string(found.KeyPEM))
 	}
-	m.Set("removed_temp_files", append([]string{}, stale...))
-	if len(stale) > 0 && !m.CheckMode {
-		// A killed run's temp file may be a copy of a private key: it goes first.
-		if err := fileutil.RemoveFiles(stale); err != nil {
-			return err
-		}
+	d := Decide(found.Current, j.Want, j.Paths, j.InstallCACert, now)
+	if m.CheckMode || !changed(found, d) {
+		return emit(m, j, report(j, found, d, nil, m.CheckMode, false, now), nil)
 	}
-	cur, err := ReadCurrent(s.Paths, s.InstallCACert, s.CertAttrs, s.KeyAttrs, s.CAAttrs)
-	if err != nil {
-		return err
-	}
-	if cur.KeyPEM != nil {
-		m.AddSecret(string(cur.KeyPEM))
-	}
-	d := Decide(cur, want, s.Paths, s.InstallCACert, now)
-	m.Set("reason", d.Reason)
-	m.Changed = d.Reason != "" || len(stale) > 0
-
-	final := cur.Cert
-	if d.Issue {
-		final = nil
-	}
-	before := summary(cur.Cert)
-	if ca0 := want.CA[0]; ca0.NotAfter.Sub(now) <= want.RenewBefore {
-		m.Warn("the CA %s expires on %s, within renew_before_days: certificates cannot outlive it, renew the CA", certDN(ca0), utc(ca0.NotAfter))
-	}
-	var dn string
-	if !m.Changed || m.CheckMode {
-		if final != nil {
-			dn = report(m, final)
-		} else {
-			dn = predict(m, want, now)
-		}
-		if m.DiffMode && m.Changed {
-			m.AddDiff(s.Paths.Cert, before, predictedSummary(want, d, cur.Cert, now))
-		}
-		m.Msg = message(d, p.Type, m.CheckMode, dn)
-		return nil
-	}
-
-	var written *x509.Certificate
-	var backups []string
-	if d.Reason != "" {
-		written, backups, err = apply(ctx, d, want, ca, s, p.Backup, now, func(key string) { m.AddSecret(key) })
-	}
-	caLock.Unlock()
+	applied, err := apply(ctx, j, found, d, ca, now, func(key string) { m.AddSecret(key) })
 	lock.Unlock()
-	if len(backups) > 0 {
-		m.Set("backup_files", backups)
-	}
-	if written != nil {
-		final = written
-	}
-	if final != nil {
-		dn = report(m, final)
-	}
-	if err != nil {
-		return err
-	}
-	if m.DiffMode {
-		m.AddDiff(s.Paths.Cert, before, summary(final))
-	}
-	m.Msg = message(d, p.Type, false, dn)
-	return nil
+	return emit(m, j, report(j, found, d, applied, false, err != nil, now), err)
 }
 
-// runAbsent removes the certificate and key (PlanRemoval), reporting as the module does.
-func runAbsent(m *ansible.Context, s *Settings, backup bool) error {
-	r, err := PlanRemoval(s.Paths)
+// openCA opens the signing source: the inline CA, or a Vault/OpenBao PKI role (logged in
+// now; closeCA revokes a login's token). ctx is the one the CA's requests use.
+func openCA(m *ansible.Context, p *Params, now time.Time) (ctx context.Context, ca IssuingCA, closeCA func(), err error) {
+	ctx, closeCA = context.Background(), func() {}
+	if p.VaultPKI == nil {
+		ca, err = NewInlineCA(p.CACert, p.CAKey, now)
+		return ctx, ca, closeCA, err
+	}
+	cfg := *p.VaultPKI
+	ctx, cancel := context.WithTimeout(ctx, cfg.TimeoutDuration())
+	if cfg.TLSSkipVerify {
+		m.Warn("%s", vault.SkipVerifyWarning("vault_pki"))
+	}
+	vp, err := NewVaultPKI(ctx, cfg, func(tok string) { m.AddSecret(tok) })
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, vp, func() {
+		if err := vp.Close(); err != nil {
+			m.Warn("%v", err)
+		}
+		cancel()
+	}, nil
+}
+
+// emit hands a report to Ansible; err (from apply) fails the task after the facts.
+func emit(m *ansible.Context, j *Job, r Report, err error) error {
+	for k, v := range r.Facts {
+		m.Set(k, v)
+	}
+	for _, w := range r.Warnings {
+		m.Warn("%s", w)
+	}
+	m.Changed = r.Changed
+	m.Msg = r.Msg
+	if m.DiffMode && r.DiffAfter != "" {
+		m.AddDiff(j.Paths.Cert, r.DiffBefore, r.DiffAfter)
+	}
+	return err
+}
+
+// runAbsent removes the certificate and key (PlanRemoval), under the lock.
+func runAbsent(m *ansible.Context, j *Job) error {
+	// Without create: a missing directory holds nothing to remove.
+	lock, err := fileutil.LockFiles(false, j.Paths.Cert)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	r, err := PlanRemoval(j.Paths)
 	if err != nil {
 		return err
 	}
@@ -191,13 +147,13 @@ func runAbsent(m *ansible.Context, s *Settings, backup bool) error {
 	}
 	m.Changed = true
 	if m.DiffMode {
-		m.AddDiff(s.Paths.Cert, r.Before, "(absent)\n")
+		m.AddDiff(j.Paths.Cert, r.Before, "(absent)\n")
 	}
 	if m.CheckMode {
 		m.Msg = "would remove " + strings.Join(r.Present, ", ")
 		return nil
 	}
-	backups, err := r.Apply(backup)
+	backups, err := r.Apply(j.Backup)
 	if len(backups) > 0 {
 		m.Set("backup_files", backups)
 	}
@@ -206,46 +162,4 @@ func runAbsent(m *ansible.Context, s *Settings, backup bool) error {
 	}
 	m.Msg = "removed " + strings.Join(r.Present, ", ")
 	return nil
-}
-
-// report sets the returned facts of the certificate now in place.
-func report(m *ansible.Context, c *x509.Certificate) string {
-	dn := certDN(c)
-	m.Set("subject_dn", AllowedDNEntry(dn))
-	m.Set("subject_dn_printed", dn)
-	m.Set("not_after", utc(c.NotAfter))
-	m.Set("serial", Serial(c))
-	m.Set("fingerprint", Fingerprint(c))
-	if k, ok := SpecOf(c.PublicKey); ok {
-		m.Set("key", k.String())
-	}
-	if HasWildcards(dn) {
-		m.Warn("the subject %q holds * or ?, which tls_allowed_dn_list treats as wildcards and cannot escape: subject_dn %q also matches other DNs", dn, AllowedDNEntry(dn))
-	}
-	return AllowedDNEntry(dn)
-}
-
-// predict sets the returned facts of the certificate a real run would issue (check mode).
-func predict(m *ansible.Context, want *Desired, now time.Time) string {
-	m.Set("subject_dn", AllowedDNEntry(want.PrintedDN))
-	m.Set("subject_dn_printed", want.PrintedDN)
-	m.Set("not_after", utc(now.Add(want.Validity)))
-	m.Set("serial", "")
-	m.Set("fingerprint", "")
-	m.Set("key", want.Key.String())
-	return AllowedDNEntry(want.PrintedDN)
-}
-
-func message(d Decision, typ string, check bool, dn string) string {
-	switch {
-	case d.Reason == "":
-		return fmt.Sprintf("%s certificate %q is up to date", typ, dn)
-	case check && d.Issue:
-		return fmt.Sprintf("would issue the %s certificate %q: %s", typ, dn, d.Reason)
-	case check:
-		return fmt.Sprintf("would fix the files of the %s certificate %q: %s", typ, dn, d.Reason)
-	case d.Issue:
-		return fmt.Sprintf("issued the %s certificate %q: %s", typ, dn, d.Reason)
-	}
-	return fmt.Sprintf("fixed the files of the %s certificate %q: %s", typ, dn, d.Reason)
 }
