@@ -387,8 +387,9 @@ class IncusTrustStore:
 # ---------------------------------------------------------------- files
 
 def is_module_lock(path: pathlib.Path) -> bool:
-    """The lock file a module keeps beside the files it manages (.<name>.lock, empty, never
-    removed): not managed content, and removing it under a live run would break the lock."""
+    """A lock file an earlier version of a module left beside the files it manages
+    (.<name>.lock, empty; the modules now lock the directory and create none): not managed
+    content, and removing it under a live run of that version would break its lock."""
     return path.name.startswith('.') and path.name.endswith('.lock')
 
 

@@ -92,7 +92,7 @@ func WriteAtomic(path string, data []byte, a Attrs) (err error) {
 	return nil
 }
 
-// AttrsDiffer reports which of owner, group, mode, label of an existing file differ
+// AttrsDiffer reports whether the owner, group, mode or label of an existing file differ
 // from a; it is how modules decide that only attributes need fixing.
 func AttrsDiffer(path string, a Attrs) (bool, error) {
 	fi, err := os.Stat(path)

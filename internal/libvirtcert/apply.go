@@ -78,7 +78,7 @@ func filesToWrite(ctx context.Context, j *Job, d Decision, ca IssuingCA, now tim
 		res.Issued = issued
 		files = append(files, fileWrite{j.Paths.Key, keyPEM, j.KeyAttrs}, fileWrite{j.Paths.Cert, EncodeCerts([]*x509.Certificate{issued}), j.CertAttrs})
 	}
-	for _, p := range d.FixAttrs {
+	for _, p := range d.FixAttrsOf {
 		data, _, err := fileutil.Read(p)
 		if err != nil {
 			return nil, fmt.Errorf("cannot read %s: %w", p, err)
@@ -116,8 +116,8 @@ func partial(err error, done []string) error {
 	return fmt.Errorf("%w (already written: %s; the next run replaces the files again)", err, strings.Join(done, ", "))
 }
 
-// ensureDir creates a missing parent directory: 0700 for the key's own directory (the
-// seed's private/), 0755 for every other. Existing directories are left as they are.
+// ensureDir creates a missing parent directory: 0700 for the key's own directory (such as
+// libvirt's private/: only root may list the keys), 0755 for every other. Existing directories are left as they are.
 func ensureDir(path string, private bool) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); err == nil {

@@ -12,7 +12,8 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-// A first issue writes key, certificate and CA into directories made as in the seed,
+// A first issue writes key, certificate and CA into new directories (private/ 0700, the
+// others 0755),
 // and hands the generated key to onSecret before anything could print it.
 func TestApplyIssuesIntoNewDirectoriesAndReportsTheKey(t *testing.T) {
 	root := t.TempDir()
@@ -29,7 +30,7 @@ func TestApplyIssuesIntoNewDirectoriesAndReportsTheKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := NewDesired("client", seedSubjectOf("host1"), KeySpec{"ecdsa", 256}, 365, 30)
+	want, err := NewDesired("client", exampleSubject("host1"), KeySpec{"ecdsa", 256}, 365, 30)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,8 @@ import (
 	"time"
 )
 
-// Subject is the seed's certtool template fields plus the SANs.
+// Subject is the certificate's distinguished name, field by field as in a certtool
+// template (country, state, locality, organization, unit, common name), plus the SANs.
 type Subject struct {
 	Country            string   `ansible:"country"`
 	State              string   `ansible:"state"`

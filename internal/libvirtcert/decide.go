@@ -97,10 +97,10 @@ func NewCurrent(certPEM, keyPEM, caPEM []byte) *Current {
 type Decision struct {
 	Reason string
 	// Issue: a new key and certificate. WriteCA: (re)install the CA file.
-	// FixAttrs: rewrite these unchanged files with the wanted owner, mode and label.
-	Issue    bool
-	WriteCA  bool
-	FixAttrs []string
+	// FixAttrsOf: rewrite these unchanged files with the wanted owner, mode and label.
+	Issue      bool
+	WriteCA    bool
+	FixAttrsOf []string
 }
 
 // Decide is the one place that decides what a run does, and why: the first reason that
@@ -114,7 +114,7 @@ func Decide(cur *Current, want *Desired, paths Paths, installCA bool, now time.T
 		if (d.Issue && (p == paths.Cert || p == paths.Key)) || (d.WriteCA && p == paths.CA) {
 			continue
 		}
-		d.FixAttrs = append(d.FixAttrs, p)
+		d.FixAttrsOf = append(d.FixAttrsOf, p)
 	}
 	switch {
 	case d.Issue:
@@ -122,8 +122,8 @@ func Decide(cur *Current, want *Desired, paths Paths, installCA bool, now time.T
 		d.Reason = "CA certificate file missing"
 	case d.WriteCA:
 		d.Reason = "CA certificate file differs from the CA"
-	case len(d.FixAttrs) > 0:
-		d.Reason = "owner, mode or SELinux label differ: " + strings.Join(d.FixAttrs, ", ")
+	case len(d.FixAttrsOf) > 0:
+		d.Reason = "owner, mode or SELinux label differ: " + strings.Join(d.FixAttrsOf, ", ")
 	}
 	return d
 }

@@ -20,13 +20,14 @@ import (
 // decidePaths are where Decide is told the files are; it only compares them with Attrs.
 var decidePaths = Paths{Cert: "/pki/libvirt/clientcert.pem", Key: "/pki/libvirt/private/clientkey.pem", CA: "/pki/CA/cacert.pem"}
 
-// seedSubjectOf is the seed's template fields for a client, as the module's Subject.
-func seedSubjectOf(cn string) Subject {
+// exampleSubject is the subject of libvirt's TLS guide's examples (C=AU, ST=Queensland,
+// L=Brisbane, O=libvirt.org) for the common name cn, as the module's Subject.
+func exampleSubject(cn string) Subject {
 	return Subject{Country: "AU", State: "Queensland", Locality: "Brisbane", Organization: "libvirt.org", CommonName: cn}
 }
 
 // decideFixture is a converged client certificate in memory: a CA, the desired
-// certificate (the seed's subject for host1, rsa 2048, 365 days, renewed 30 days before)
+// certificate (exampleSubject for host1, rsa 2048, 365 days, renewed 30 days before)
 // and a key and certificate the inline CA issued for it.
 type decideFixture struct {
 	ca                     *testlab.TestCA
@@ -51,7 +52,7 @@ func newDecideFixture(t *testing.T) *decideFixture {
 // want is the desired certificate; change edits the options first.
 func (f *decideFixture) want(t *testing.T, change func(typ *string, s *Subject, k *KeySpec, validity, renew *int)) *Desired {
 	t.Helper()
-	typ, s, k, validity, renew := "client", seedSubjectOf("host1"), KeySpec{"rsa", 2048}, 365, 30
+	typ, s, k, validity, renew := "client", exampleSubject("host1"), KeySpec{"rsa", 2048}, 365, 30
 	if change != nil {
 		change(&typ, &s, &k, &validity, &renew)
 	}
@@ -78,7 +79,7 @@ func (f *decideFixture) issue(t *testing.T, ca *testlab.TestCA, want *Desired, k
 	return EncodeCerts([]*x509.Certificate{c})
 }
 
-// leaf is a certificate for the fixture's key with the seed's subject that the test
+// leaf is a certificate for the fixture's key with exampleSubject("host1") that the test
 // shapes: the template's fields replace the fitting defaults.
 func (f *decideFixture) leaf(t *testing.T, shape func(*x509.Certificate)) []byte {
 	t.Helper()
@@ -103,7 +104,7 @@ func TestDecide(t *testing.T) {
 	otherCA := testlab.NewTestCA(t, "other CA", testlab.TestCAOptions{})
 	expired := f.leaf(t, func(c *x509.Certificate) { c.NotBefore, c.NotAfter = f.now.Add(-48*time.Hour), f.now.Add(-time.Hour) })
 	notYet := f.leaf(t, func(c *x509.Certificate) { c.NotBefore = f.now.Add(time.Hour) })
-	seedOrder, _ := asn1.Marshal(pkix.RDNSequence{
+	certtoolOrder, _ := asn1.Marshal(pkix.RDNSequence{
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 6}, Value: "AU"}},
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "libvirt.org"}},
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 7}, Value: "Brisbane"}},
@@ -144,7 +145,7 @@ func TestDecide(t *testing.T) {
 			reason: "key type changed (rsa 2048 -> rsa 3072)", issue: true},
 		{name: "organization", want: f.want(t, func(_ *string, s *Subject, _ *KeySpec, _, _ *int) { s.Organization = "example.org" }),
 			reason: "subject changed (C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=host1 -> C=AU,ST=Queensland,L=Brisbane,O=example.org,CN=host1)", issue: true},
-		{name: "seed's RDN order", cert: f.leaf(t, func(c *x509.Certificate) { c.RawSubject = seedOrder }),
+		{name: "certtool's RDN order", cert: f.leaf(t, func(c *x509.Certificate) { c.RawSubject = certtoolOrder }),
 			reason: "subject changed (C=AU,O=libvirt.org,L=Brisbane,ST=Queensland,CN=host1 -> C=AU,ST=Queensland,L=Brisbane,O=libvirt.org,CN=host1)", issue: true},
 		{name: "san", want: f.want(t, func(_ *string, s *Subject, _ *KeySpec, _, _ *int) { s.SAN = []string{"host1.example.org", "192.0.2.1"} }),
 			reason: "SAN changed ([] -> [DNS:host1.example.org, IP:192.0.2.1])", issue: true},
@@ -191,7 +192,7 @@ func TestDecide(t *testing.T) {
 				want = f.want(t, nil)
 			}
 			d := Decide(cur, want, decidePaths, !tc.notManagedCA, f.now)
-			if d.Reason != tc.reason || d.Issue != tc.issue || d.WriteCA != tc.writeCA || !slices.Equal(d.FixAttrs, tc.fixAttrs) {
+			if d.Reason != tc.reason || d.Issue != tc.issue || d.WriteCA != tc.writeCA || !slices.Equal(d.FixAttrsOf, tc.fixAttrs) {
 				t.Fatalf("Decide = %+v\nwant reason %q issue %v writeCA %v fixAttrs %v", d, tc.reason, tc.issue, tc.writeCA, tc.fixAttrs)
 			}
 			// RenewalReason is the reason exactly when a new key and certificate are due.

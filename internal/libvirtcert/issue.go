@@ -65,7 +65,7 @@ func NewInlineCA(certPEM, keyPEM string, now time.Time) (*InlineCA, error) {
 func (c *InlineCA) Describe() string           { return "CA " + certDN(c.chain[0]) }
 func (c *InlineCA) Chain() []*x509.Certificate { return c.chain }
 
-// Issue signs a certificate with the seed's extensions: CA:FALSE (critical), keyUsage
+// Issue signs a certificate with the extensions libvirt's GnuTLS checks: CA:FALSE (critical), keyUsage
 // digitalSignature + keyEncipherment (critical), the type's purpose, SKI and AKI.
 func (c *InlineCA) Issue(_ context.Context, key crypto.Signer, want *Desired, now time.Time) (*x509.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))

@@ -89,7 +89,7 @@ func TestInlineCAIssue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := NewDesired("server", seedSubjectOf("host1"), KeySpec{"ecdsa", 256}, 365, 30)
+	want, err := NewDesired("server", exampleSubject("host1"), KeySpec{"ecdsa", 256}, 365, 30)
 	if err != nil {
 		t.Fatal(err)
 	}

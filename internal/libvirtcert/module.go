@@ -50,7 +50,7 @@ func Run(m *ansible.Context, p *Params) error {
 	// the paths are in the result whatever happens next
 	m.Set("cert_path", j.Paths.Cert)
 	m.Set("key_path", j.Paths.Key)
-	m.Set("selinux", j.SELinux)
+	m.Set("selinux", j.SELinuxNote)
 	if j.Absent {
 		return runAbsent(m, j)
 	}

@@ -42,9 +42,9 @@ func pkiArgs(dir string) map[string]any {
 		"ca_cert_path": filepath.Join(dir, "cacert.pem")}
 }
 
-// issueSeed issues the seed's server certificate and its three clients (host1 RSA,
+// issueGuideSet issues a server certificate and the three clients of libvirt's TLS guide (host1 RSA,
 // host2 ECDSA, admindesktop RSA 3072) with the given signing arguments.
-func issueSeed(t *testing.T, signing map[string]any, serverRole, clientRole func(map[string]any) map[string]any) (serverDir string, clients []client) {
+func issueGuideSet(t *testing.T, signing map[string]any, serverRole, clientRole func(map[string]any) map[string]any) (serverDir string, clients []client) {
 	t.Helper()
 	serverDir = t.TempDir()
 	srv := mustRun(t, merge(serverRole(signing), map[string]any{"type": "server",
@@ -72,7 +72,7 @@ func issueSeed(t *testing.T, signing map[string]any, serverRole, clientRole func
 	return serverDir, clients
 }
 
-func startSeedDaemon(t *testing.T, serverDir string, clients []client) *libvirtdtest.Daemon {
+func startGuideDaemon(t *testing.T, serverDir string, clients []client) *libvirtdtest.Daemon {
 	var dns []string
 	for _, c := range clients {
 		dns = append(dns, c.res["subject_dn"].(string))
@@ -114,11 +114,11 @@ func writePKI(t *testing.T, ca, cert, key []byte) string {
 
 func same(m map[string]any) map[string]any { return m }
 
-func TestLabSeedClientsConnectWithInlineCA(t *testing.T) {
+func TestLabGuideClientsConnectWithInlineCA(t *testing.T) {
 	libvirtdtest.Binary(t)
 	ca := testlab.NewTestCA(t, "incus-access test CA", testlab.TestCAOptions{})
-	serverDir, clients := issueSeed(t, ca.Args(), same, same)
-	d := startSeedDaemon(t, serverDir, clients)
+	serverDir, clients := issueGuideSet(t, ca.Args(), same, same)
+	d := startGuideDaemon(t, serverDir, clients)
 	for _, c := range clients {
 		assertAccepted(t, d, c)
 	}
@@ -175,15 +175,15 @@ func TestLabSeedClientsConnectWithInlineCA(t *testing.T) {
 }
 
 // An ECDSA server certificate (GnuTLS requires keyEncipherment in its critical keyUsage
-// too) with an RSA client, the reverse of the seed test.
+// too) with an RSA client, the reverse of TestLabGuideClientsConnectWithInlineCA.
 func TestLabECDSAServer(t *testing.T) {
 	libvirtdtest.Binary(t)
 	ca := testlab.NewTestCA(t, "incus-access test CA", testlab.TestCAOptions{})
 	ecdsaServer := func(m map[string]any) map[string]any {
 		return merge(m, map[string]any{"key_type": "ecdsa", "key_size": 384})
 	}
-	serverDir, clients := issueSeed(t, ca.Args(), ecdsaServer, same)
-	d := startSeedDaemon(t, serverDir, clients[:1])
+	serverDir, clients := issueGuideSet(t, ca.Args(), ecdsaServer, same)
+	d := startGuideDaemon(t, serverDir, clients[:1])
 	assertAccepted(t, d, clients[0])
 	ca2, cert, key := clients[1].files(t)
 	assertRefused(t, d, "host2, not in this daemon's list", ca2, cert, key)
@@ -200,11 +200,11 @@ func withRole(role string) func(map[string]any) map[string]any {
 	}
 }
 
-func TestLabSeedClientsConnectWithVaultPKI(t *testing.T) {
+func TestLabGuideClientsConnectWithVaultPKI(t *testing.T) {
 	libvirtdtest.Binary(t)
 	signing := testlab.Get(t).VaultPKIArgs(t, "libvirt-client")
-	serverDir, clients := issueSeed(t, signing, withRole("libvirt-server"), withRole("libvirt-client"))
-	d := startSeedDaemon(t, serverDir, clients)
+	serverDir, clients := issueGuideSet(t, signing, withRole("libvirt-server"), withRole("libvirt-client"))
+	d := startGuideDaemon(t, serverDir, clients)
 	for _, c := range clients {
 		assertAccepted(t, d, c)
 		if c.res["issuer"] == "" || !strings.Contains(c.res["issuer"].(string), "incus-access lab libvirt CA") {

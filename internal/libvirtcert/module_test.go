@@ -16,7 +16,7 @@ import (
 	"github.com/incus-access/incus-access/internal/testlab"
 )
 
-func TestFirstRunIssuesTheSeedCertificateThenConverges(t *testing.T) {
+func TestFirstRunIssuesTheCertificateThenConverges(t *testing.T) {
 	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
 	args := merge(ca.Args(), f.args(), map[string]any{"subject": testlab.SeedSubject("host1")})
@@ -52,7 +52,7 @@ func TestFirstRunIssuesTheSeedCertificateThenConverges(t *testing.T) {
 		}
 	}
 	if k, _ := SpecOf(c.PublicKey); k != (KeySpec{"rsa", 2048}) {
-		t.Errorf("key %v, want the seed's rsa 2048", k)
+		t.Errorf("key %v, want the default rsa 2048", k)
 	}
 	if got := c.NotAfter.Sub(c.NotBefore); got < 364*24*time.Hour || got > 366*24*time.Hour {
 		t.Errorf("validity %v, want about 365 days", got)
@@ -337,8 +337,8 @@ func TestServerDefaultsAndSANs(t *testing.T) {
 	}
 }
 
-// Missing directories are made as in the seed: private/ 0700, the ones above it 0755.
-func TestMissingDirectoriesGetTheSeedModes(t *testing.T) {
+// Missing directories are made as libvirt wants them: private/ 0700, the ones above 0755.
+func TestMissingDirectoriesGetLibvirtsModes(t *testing.T) {
 	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	root := t.TempDir()
 	f := files{Dir: root, Cert: filepath.Join(root, "pki/libvirt/clientcert.pem"),
@@ -355,20 +355,20 @@ func TestMissingDirectoriesGetTheSeedModes(t *testing.T) {
 	}
 }
 
-// A certificate made from the seed's certtool template encodes C, O, L, ST, CN: its DN
+// A certificate made with certtool from a template encodes C, O, L, ST, CN (its order): its DN
 // differs from the one the module makes, so it is reissued once, with the reason.
-func TestSeedOrderCertificateIsReissuedOnce(t *testing.T) {
+func TestCerttoolOrderCertificateIsReissuedOnce(t *testing.T) {
 	ca := testlab.NewTestCA(t, "test CA", testlab.TestCAOptions{})
 	f := newFiles(t, t.TempDir())
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	seedOrder := pkix.RDNSequence{
+	certtoolOrder := pkix.RDNSequence{
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 6}, Value: "AU"}},
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 10}, Value: "libvirt.org"}},
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 7}, Value: "Brisbane"}},
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 8}, Value: "Queensland"}},
 		{{Type: asn1.ObjectIdentifier{2, 5, 4, 3}, Value: "host1"}},
 	}
-	raw, _ := asn1.Marshal(seedOrder)
+	raw, _ := asn1.Marshal(certtoolOrder)
 	certPEM := ca.CertWith(t, k, &x509.Certificate{RawSubject: raw, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(300 * 24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, BasicConstraintsValid: true})
 	keyPEM, _ := MarshalKey(k)

@@ -119,7 +119,7 @@ type Report struct {
 // keeps the facts, such as the backups made, but has no diff).
 func report(j *Job, f *Found, d Decision, applied *Applied, check, failed bool, now time.Time) Report {
 	r := Report{Changed: changed(f, d), Facts: map[string]any{
-		"cert_path": j.Paths.Cert, "key_path": j.Paths.Key, "selinux": j.SELinux, "ca_cert_path": j.Paths.CA,
+		"cert_path": j.Paths.Cert, "key_path": j.Paths.Key, "selinux": j.SELinuxNote, "ca_cert_path": j.Paths.CA,
 		"issuer": certDN(j.Want.CA[0]), "reason": d.Reason, "removed_temp_files": append([]string{}, f.Stale...),
 	}}
 	if ca0 := j.Want.CA[0]; ca0.NotAfter.Sub(now) <= j.Want.RenewBefore {

@@ -13,7 +13,7 @@ import (
 )
 
 func phaseParams(dir string, change func(*Params)) *Params {
-	p := &Params{State: "present", Type: "client", Subject: seedSubjectOf(""), KeyType: "rsa", KeySize: 2048,
+	p := &Params{State: "present", Type: "client", Subject: exampleSubject(""), KeyType: "rsa", KeySize: 2048,
 		ValidityDays: 365, RenewBeforeDays: 30, CertPath: filepath.Join(dir, "clientcert.pem"),
 		KeyPath: filepath.Join(dir, "private", "clientkey.pem"), CACertPath: filepath.Join(dir, "CA", "cacert.pem"),
 		InstallCACert: true, Owner: strconv.Itoa(os.Getuid()), Group: strconv.Itoa(os.Getgid()), Mode: "0400", CACertMode: "0444"}
@@ -75,8 +75,8 @@ func TestReadPhase(t *testing.T) {
 	for path, data := range map[string][]byte{
 		j.Paths.Cert: f.certPEM, j.Paths.Key: f.keyPEM, j.Paths.CA: f.caPEM,
 		filepath.Join(dir, "private", ".clientkey.pem.tmp-77"): f.keyPEM,
-		filepath.Join(dir, "CA", ".cacert.pem.tmp-12"):        f.caPEM,
-		filepath.Join(dir, ".servercert.pem.tmp-3"):           nil, // another file set's
+		filepath.Join(dir, "CA", ".cacert.pem.tmp-12"):         f.caPEM,
+		filepath.Join(dir, ".servercert.pem.tmp-3"):            nil, // another file set's
 	} {
 		os.MkdirAll(filepath.Dir(path), 0o755)
 		if err := os.WriteFile(path, data, j.AttrsOf(path).Mode); err != nil {
@@ -122,7 +122,7 @@ func TestApplyRemovesStaleTempsFirst(t *testing.T) {
 // issue, and a failed one (facts kept, no diff).
 func TestReportPhase(t *testing.T) {
 	f := newDecideFixture(t)
-	j := &Job{Settings: &Settings{Paths: decidePaths, InstallCACert: true, SELinux: "SELinux is not enabled"}, Type: "client", Want: f.want(t, nil)}
+	j := &Job{Settings: &Settings{Paths: decidePaths, InstallCACert: true, SELinuxNote: "SELinux is not enabled"}, Type: "client", Want: f.want(t, nil)}
 	converged := &Found{Current: NewCurrent(f.certPEM, f.keyPEM, f.caPEM)}
 	cert := converged.Cert
 

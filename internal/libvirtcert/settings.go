@@ -9,13 +9,15 @@ import (
 	"github.com/incus-access/incus-access/internal/fileutil"
 )
 
-// The seed's file locations.
+// The CA file libvirt reads by default, and the SELinux label of certificate files
+// (type cert_t), which libvirt's TLS setup uses for every file here.
 const (
 	DefaultCACertPath = "/etc/pki/CA/cacert.pem"
-	SeedSELinuxLabel  = "system_u:object_r:cert_t:s0"
+	CertSELinuxLabel  = "system_u:object_r:cert_t:s0"
 )
 
-// DefaultPaths are the seed's certificate and key paths for a type.
+// DefaultPaths are where libvirt reads a type's certificate and key by default: under
+// /etc/pki/libvirt, the key in its private/ directory.
 func DefaultPaths(typ string) Paths {
 	if typ == "server" {
 		return Paths{Cert: "/etc/pki/libvirt/servercert.pem", Key: "/etc/pki/libvirt/private/serverkey.pem", CA: DefaultCACertPath}
@@ -38,7 +40,7 @@ type Settings struct {
 	Paths                        Paths
 	InstallCACert                bool
 	CertAttrs, KeyAttrs, CAAttrs fileutil.Attrs
-	SELinux                      string // what the result says about SELinux
+	SELinuxNote                  string // what the result says about SELinux (its "selinux")
 }
 
 // Resolve checks the file options and fills in the defaults: absolute paths, no file
@@ -76,12 +78,12 @@ func Resolve(o FileOptions) (*Settings, error) {
 	label := ""
 	if fileutil.SELinuxEnabled() {
 		label = o.SELinuxLabel
-		s.SELinux = "SELinux is enabled: files labelled " + label
+		s.SELinuxNote = "SELinux is enabled: files labelled " + label
 		if label == "" {
-			s.SELinux = "SELinux is enabled; selinux_label is empty, so the policy's default label applies"
+			s.SELinuxNote = "SELinux is enabled; selinux_label is empty, so the policy's default label applies"
 		}
 	} else {
-		s.SELinux = "SELinux is not enabled on this host: no label set"
+		s.SELinuxNote = "SELinux is not enabled on this host: no label set"
 	}
 	s.CertAttrs = fileutil.Attrs{Owner: o.Owner, Group: o.Group, Mode: mode, SELinuxLabel: label}
 	s.KeyAttrs = s.CertAttrs

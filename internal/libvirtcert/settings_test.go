@@ -9,7 +9,7 @@ import (
 
 func fileOptions(change func(*FileOptions)) FileOptions {
 	o := FileOptions{Type: "client", CertPath: "/t/cert.pem", KeyPath: "/t/private/key.pem", CACertPath: "/t/ca.pem", InstallCACert: true,
-		Owner: strconv.Itoa(os.Getuid()), Group: strconv.Itoa(os.Getgid()), Mode: "0400", CACertMode: "0444", SELinuxLabel: SeedSELinuxLabel}
+		Owner: strconv.Itoa(os.Getuid()), Group: strconv.Itoa(os.Getgid()), Mode: "0400", CACertMode: "0444", SELinuxLabel: CertSELinuxLabel}
 	if change != nil {
 		change(&o)
 	}
@@ -30,8 +30,8 @@ func TestResolve(t *testing.T) {
 	if s.AttrsOf(s.Paths.Key) != s.KeyAttrs || s.AttrsOf(s.Paths.CA) != s.CAAttrs || s.AttrsOf(s.Paths.Cert) != s.CertAttrs {
 		t.Error("AttrsOf does not give each file its own attributes")
 	}
-	if !strings.HasPrefix(s.SELinux, "SELinux is") {
-		t.Errorf("selinux %q", s.SELinux)
+	if !strings.HasPrefix(s.SELinuxNote, "SELinux is") {
+		t.Errorf("selinux %q", s.SELinuxNote)
 	}
 
 	server, err := Resolve(fileOptions(func(o *FileOptions) { o.Type, o.CertPath, o.KeyPath, o.CACertPath = "server", "", "", "" }))

@@ -48,8 +48,8 @@ func fingerprintOf(t *testing.T, line string) string {
 	return ssh.FingerprintSHA256(pub)
 }
 
-// The module makes a real sshd trust the Vault CA; certificates signed by OpenBao with
-// the seed's roles log in exactly as the seed says; a second run changes nothing and
+// The module makes a real sshd trust the Vault CA; certificates OpenBao signs with the
+// lab's roles log in as the user their principals name (root as root, rocky as rocky); a second run changes nothing and
 // does not reload sshd.
 func TestLabTrustVaultCAAndLogIn(t *testing.T) {
 	lab := labVault(t)

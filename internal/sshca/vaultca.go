@@ -13,7 +13,7 @@ import (
 	"github.com/incus-access/incus-access/internal/vault"
 )
 
-// DefaultMount is the seed's SSH secrets engine mount.
+// DefaultMount is the SSH secrets engine's mount when the vault option names none.
 const DefaultMount = "ssh-client-signer"
 
 // VaultCASource reads the CA public key of an SSH secrets engine.
