@@ -70,9 +70,10 @@ func LockFiles(create bool, files ...string) (*Lock, error) {
 	}
 	dirs.sort()
 	// The lock files of earlier versions, after the directories and in the order given
-	// (theirs): opened read-only, never created.
+	// (theirs): opened read-only, never created (not through a symlink, never blocking on
+	// a FIFO).
 	for _, file := range files {
-		if f, err := os.OpenFile(LegacyLockPath(file), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err == nil {
+		if f, err := os.OpenFile(LegacyLockPath(file), os.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0); err == nil {
 			legacy.add(f)
 		}
 	}
