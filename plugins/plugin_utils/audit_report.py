@@ -204,7 +204,7 @@ class _Report:
                                   'not_after': _iso(t), 'not_after_seconds': int(t.timestamp()),
                                   'days_left': round(days, 1), 'state': severity})
         if severity == 'expired':
-            self.finding('critical', host, 'expired', name, '%s expired %s (%d days ago)' % (what, _iso(t), int(-days) if days > -1 else 0))
+            self.finding('critical', host, 'expired', name, '%s expired %s (%d days ago)' % (what, _iso(t), int(-days)))
         elif severity == 'expiring':
             self.finding('warning', host, 'expiring', name, '%s expires %s (in %d days; warn_days %d)' % (what, _iso(t), int(days), self.warn_days))
         return round(days, 1)
@@ -476,7 +476,7 @@ table{border-collapse:collapse;width:100%;background:#fff;margin:.3em 0 1em}
 th,td{border:1px solid #dde1e7;padding:.3em .5em;text-align:left;vertical-align:top}
 th{background:#eef1f5;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
-td.sev{color:#fff;font-weight:600}code{font-size:12px}
+td.sev,td.critical,td.warning,td.ok{color:#fff;font-weight:600}code{font-size:12px}
 .chart text{font-size:11px;fill:#1d2330}.chart .axis{stroke:#5b6475}
 """
 
@@ -565,8 +565,8 @@ def _chart(report):
     out.append('<line class="axis" x1="%.1f" y1="4" x2="%.1f" y2="%d"/>' % (x0, x0, h - 18))
     wx = x0 + report['warn_days'] * scale
     out.append('<line x1="%.1f" y1="4" x2="%.1f" y2="%d" stroke="#ef8f00" stroke-dasharray="4 3"/>' % (wx, wx, h - 18))
-    out.append('<text x="%.1f" y="%d">today</text><text x="%.1f" y="%d">+%d days (warn)</text>'
-               % (x0 - 14, h - 4, wx - 30, h - 4, report['warn_days']))
+    out.append('<text x="%.1f" y="%d" text-anchor="end">today</text><text x="%.1f" y="%d">+%d days (warn)</text>'
+               % (x0 - 2, h - 4, wx + 2, h - 4, report['warn_days']))
     out.append('</svg>')
     return '\n'.join(out)
 
