@@ -542,7 +542,9 @@ def _chart(report):
         return '<p>No certificate with an expiry was found.</p>'
     width, label_w, row_h = 1100, 420, 18
     days = [c['days_left'] for c in certs]
-    lo, hi = min(0.0, min(days)), max(float(report['warn_days']) * 2, max(days), 1.0)
+    # a year (or six warning windows) fills the width: longer-lived certificates run to the edge
+    lo = max(min(0.0, min(days)), -float(max(report['warn_days'], 30)))
+    hi = min(max(float(report['warn_days']) * 2, max(days), 1.0), max(365.0, report['warn_days'] * 6.0))
     scale = (width - label_w - 60) / (hi - lo)
     x0 = label_w + (0 - lo) * scale
     h = row_h * len(certs) + 30
@@ -553,7 +555,8 @@ def _chart(report):
         d = c['days_left']
         cls = _state_class(d, report['warn_days'])
         colour = {'critical': '#c62828', 'warning': '#ef8f00', 'ok': '#2e7d32'}[cls]
-        x, w = (x0, d * scale) if d >= 0 else (x0 + d * scale, -d * scale)
+        shown = max(min(d, hi), lo)
+        x, w = (x0, shown * scale) if shown >= 0 else (x0 + shown * scale, -shown * scale)
         label = '%s %s %s' % (c['host'], c['kind'], c['name'])
         if len(label) > 70:
             label = label[:67] + '...'
