@@ -179,6 +179,9 @@ def test_lab_an_unreachable_host_is_named_and_the_rest_reported(lab, tmp_path):
     report = read(out)
     assert kinds(report) == [('lab-gone', 'unreachable', 'lab-gone')], report['findings']
     assert report['hosts']['lab-gone']['reachable'] is False
+    # found unreachable by the first part, not tried again by the others
+    assert report['hosts']['lab-gone']['parts'] == {'incus': 'unreachable', 'libvirt': 'not run', 'ssh': 'not run'}
+    assert run.output.count('fatal: [lab-gone]: UNREACHABLE!') == 1, run
     assert all(report['hosts'][h]['parts']['incus'] == 'read' and report['hosts'][h]['trust'] for h in HOSTS)
     assert 'CRITICAL lab-gone unreachable: host unreachable, not audited:' in run.output, run
 

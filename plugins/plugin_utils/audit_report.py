@@ -87,6 +87,8 @@ def sources(hv):
             libvirtd = get('libvirt_cert_libvirtd_conf') or LIBVIRT_DEFAULTS['libvirt_cert_libvirtd_conf']
         out['libvirt'] = {'certificates': certs, 'libvirtd_conf': libvirtd}
     if _enabled(get('ssh_ca_trust_enabled')) and (_set(get('ssh_ca_keys')) or _set(get('ssh_ca_vault'))):
+        # Host certificates and a KRL (ssh_trust_info's host_certificates, revoked_keys_file)
+        # are read at the module's defaults; once the inventory names their paths, add them here.
         out['ssh'] = {'keys_file': get('ssh_ca_trust_keys_file') or SSH_KEYS_FILE}
     return out
 
