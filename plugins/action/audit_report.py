@@ -36,8 +36,8 @@ class ActionModule(ActionBase):
                 if isinstance(c, dict) and c.get('name'):
                     known.add(str(c['name']))
         try:
-            audit_dir, warn_days, admins = audit_report.check_settings(args.get('dir'), args.get('warn_days', 30),
-                                                                      args.get('admins'), known)
+            audit_dir, warn_days, admins = audit_report.check_settings(
+                args.get('dir'), args.get('warn_days', 30), args.get('admins'), known)
         except audit_report.AuditInputError as e:
             raise AnsibleActionFail(str(e)) from None
         result['changed'] = False

@@ -545,8 +545,8 @@ def _chart(report):
     width, label_w, row_h = 1100, 420, 18
     days = [c['days_left'] for c in certs]
     # a year (or six warning windows) fills the width: longer-lived certificates run to the edge
-    lo = max(min(0.0, min(days)), -float(max(report['warn_days'], 30)))
-    hi = min(max(float(report['warn_days']) * 2, max(days), 1.0), max(365.0, report['warn_days'] * 6.0))
+    lo = max(min(0.0, *days), -float(max(report['warn_days'], 30)))
+    hi = min(max(float(report['warn_days']) * 2, *days, 1.0), max(365.0, report['warn_days'] * 6.0))
     scale = (width - label_w - 60) / (hi - lo)
     x0 = label_w + (0 - lo) * scale
     h = row_h * len(certs) + 30
