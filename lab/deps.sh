@@ -3,14 +3,14 @@
 # Quick when everything is present already.
 #   lab/deps.sh [GROUP...]   groups: images (mmdebstrap, busybox: what lab/images.sh builds
 #                            with), lab (the daemons and tools), test (qemu-user-static: the
-#                            arm64 binary's tests); default: all three
+#                            arm64 binary's tests; chromium: the audit page's tests); default: all three
 # Two invocations at once wait for each other (apt's lock), so lab/lab.sh installs the
 # small images group first and builds the Debian image while the rest installs.
 set -euo pipefail
 declare -A GROUPS_PACKAGES=(
   [images]="mmdebstrap busybox-static"
   [lab]="incus openssh-server openssh-client libvirt-daemon libvirt-clients gnutls-bin acl iproute2 curl ca-certificates xz-utils python3-venv openssl"
-  [test]="qemu-user-static"
+  [test]="qemu-user-static chromium"
 )
 groups=("$@")
 [[ ${#groups[@]} -gt 0 ]] || groups=(images lab test)

@@ -53,7 +53,7 @@ func TestMultiCallDispatch(t *testing.T) {
 
 	out, err = exec.Command(bin, "no_such_module", "-").Output()
 	res = result(t, out)
-	if err == nil || res["failed"] != true || !strings.Contains(res["msg"].(string), "modules: incus_trust, libvirt_cert, libvirtd_allowed_dns, ssh_ca_trust") {
+	if err == nil || res["failed"] != true || !strings.Contains(res["msg"].(string), "modules: incus_trust, libvirt_cert, libvirt_cert_info, libvirtd_allowed_dns, ssh_ca_trust, ssh_trust_info") {
 		t.Fatalf("unknown module: err=%v %s", err, out)
 	}
 }

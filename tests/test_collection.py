@@ -41,14 +41,14 @@ NS, NAME = 'incus_access', 'fleet'
 FQ = f'{NS}.{NAME}'
 VERSION = yaml.safe_load((REPO / 'galaxy.yml').read_text())['version']
 TARBALL = REPO / 'dist' / f'{NS}-{NAME}-{VERSION}.tar.gz'
-MODULES = ('incus_trust', 'ssh_ca_trust', 'libvirt_cert', 'libvirtd_allowed_dns')
+MODULES = ('incus_trust', 'ssh_ca_trust', 'libvirt_cert', 'libvirtd_allowed_dns', 'libvirt_cert_info', 'ssh_trust_info')
 ROLES = ('incus_trust', 'ssh_ca_trust', 'libvirt_cert', 'incus_instances')   # those with argument_specs
 MULTI = 'incus-access-modules'
 ELF_MACHINE = {'amd64': 62, 'arm64': 183}   # EM_X86_64, EM_AARCH64
 # Top-level paths galaxy.yml's build_ignore keeps out of the tarball (the clone's alone).
 NOT_SHIPPED = ('tests/', 'lab/', 'bench/', 'molecule/', 'internal/', 'modules/', 'cmd/', 'tools/', '.venv/', 'build/',
                'dist/', '.ci/', 'inventory/lab/', 'Makefile', 'ansible.cfg', 'go.mod', 'go.sum', 'HACKING.md',
-               'requirements.txt', 'execution-environment.yml', 'playbooks/host-incus-update.yaml', '.gitignore',
+               'requirements.txt', 'execution-environment.yml', 'playbooks/host-incus-update.yaml', 'playbooks/audit.yaml', '.gitignore',
                '.ansible-lint', '.ansible/')
 # The instances with sshd behind each lab host (bb1 has none: its part is switched off).
 INSTANCES = {'deb1': 'lab-host1', 'deb-prod': 'lab-host1', 'deb2': 'lab-host2'}
@@ -194,6 +194,7 @@ def test_tarball_ships_only_what_users_need(members):
     assert shipped == []
     assert not [n for n in members if n.endswith(('.pyc', '.go')) or '__pycache__' in n]
     for need in ('meta/runtime.yml', 'meta/execution-environment.yml', 'bindep.txt', 'playbooks/host_incus_update.yml',
+                 'playbooks/audit.yml', 'plugins/action/audit_report.py', 'plugins/plugin_utils/audit_report.py',
                  'plugins/connection/ssh2incus.py', 'plugins/plugin_utils/executor.py',
                  'plugins/doc_fragments/executor.py', 'CHANGELOG.md', 'README.md', 'LICENSE'):
         assert need in members, need

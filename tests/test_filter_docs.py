@@ -12,7 +12,7 @@ import pytest
 
 from filter_plugins import FILTERS, REPO, load
 
-DOCUMENTED = ['controller_path', 'incus_trust_clients', 'libvirt_cert_allowed_dns', 'libvirt_cert_reload_outcome',
+DOCUMENTED = ['audit_sources', 'controller_path', 'incus_trust_clients', 'libvirt_cert_allowed_dns', 'libvirt_cert_reload_outcome',
               'libvirt_cert_reload_plan', 'libvirt_cert_results', 'libvirt_cert_signing', 'update_summary']
 
 

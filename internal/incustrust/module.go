@@ -23,6 +23,8 @@ type Params struct {
 	Identify          bool              `ansible:"identify"`
 	ClusterPeers      map[string]string `ansible:"cluster_peers"`
 	InventoryHost     string            `ansible:"inventory_host"`
+	Audit             bool              `ansible:"audit"`
+	ManagedNames      []string          `ansible:"managed_names"`
 }
 
 // IdentityFact is the fact identify sets: the server's fingerprint, which cluster
@@ -45,6 +47,9 @@ func Run(m *ansible.Context, p *Params) error {
 	conn := Connection{Socket: p.Socket, URL: p.URL, ClientCert: p.ClientCert, ClientKey: p.ClientKey, ServerCert: p.ServerCert}
 	if p.Identify {
 		return identify(m, conn)
+	}
+	if p.Audit {
+		return audit(m, conn, p.ManagedNames)
 	}
 	desired, secrets, err := ValidateClients(p.Clients, now)
 	m.AddSecret(secrets...)
@@ -138,6 +143,24 @@ func identify(m *ansible.Context, conn Connection) error {
 	} else {
 		m.Msg = fmt.Sprintf("standalone server %s, certificate %s", id.Member, short(id.Fingerprint))
 	}
+	return nil
+}
+
+// audit reads the trust store, the projects and the store's identity; changes nothing.
+func audit(m *ansible.Context, conn Connection, managed []string) error {
+	store, err := conn.Connect()
+	if err != nil {
+		return err
+	}
+	defer store.Disconnect()
+	res, err := Audit(store, managed)
+	if err != nil {
+		return fmt.Errorf("%s: %w", conn.Where(), err)
+	}
+	m.Set("server", res.Server)
+	m.Set("certificates", res.Certificates)
+	m.Set("projects", res.Projects)
+	m.Msg = fmt.Sprintf("%d trust entries, %d projects", len(res.Certificates), len(res.Projects))
 	return nil
 }
 
