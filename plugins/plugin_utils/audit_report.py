@@ -1,7 +1,8 @@
 # Copyright (c) incus-access contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The audit report (playbook incus_access.fleet.audit): from what the read-only modules
-returned per host, the findings of seed 000's "Audit Certificates" checklist, and the three
+returned per host, the findings an operator's certificate audit looks for (expired or expiring,
+unknown owner, unrestricted automation, missing projects, refused libvirt DNs), and the three
 files audit.json, audit.html and audit.prom. Plain Python, no Ansible import: the action
 plugin audit_report only collects the hosts' results and writes the files this returns.
 
